@@ -1,0 +1,44 @@
+# `make app`: set up .venv and start the lab; `make test`: set up and run the whole suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SHARED ?= ../shared/data
+TESTDATA := .cache/data
+PORT ?= 8501
+
+.PHONY: app test test-fast bench testdata clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch/torchvision are named first with exact versions so pip takes the CPU-usable wheels
+# that lie on local disk instead of resolving a different build through another package.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+app: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+
+# Real data for tests and benchmarks, when ../shared/data is beside the checkout.
+testdata:
+	@if [ -d $(SHARED) ]; then \
+	  mkdir -p $(TESTDATA)/cifar10; \
+	  [ -d $(TESTDATA)/cifar10/train ] || tar -xzf $(SHARED)/cifar10_jpg.tar.gz -C $(TESTDATA)/cifar10; \
+	  [ -d $(TESTDATA)/tiny-imagenet-200/val ] || tar -xzf $(SHARED)/tinyimagenet_val.tar.gz -C $(TESTDATA); \
+	  [ -d $(TESTDATA)/tiny-imagenet-200/train ] || tar -xzf $(SHARED)/tinyimagenet_train100.tar.gz -C $(TESTDATA); \
+	else echo "no $(SHARED): tests that need real data will be skipped"; fi
+
+test: $(STAMP) testdata
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not browser and not slow"
+
+bench: $(STAMP) testdata
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,54 @@
+"""What every method provides to the method-agnostic training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sslcore.augment import BatchViews
+
+
+@dataclass
+class StepOutput:
+    """One training step's result.
+
+    Attributes:
+        loss: scalar to minimise.
+        embedding: (B, D) outputs watched by the collapse monitor (the projections for joint-
+            embedding methods).
+        logs: method-specific diagnostics shown live (floats, already detached).
+    """
+
+    loss: Tensor
+    embedding: Tensor | None = None
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """A self-supervised method: owns its views, heads and loss; ``backbone`` is what gets evaluated.
+
+    Subclasses set ``name`` and ``Config`` (a frozen dataclass with CPU-sized defaults) and
+    implement :meth:`training_step`. Methods with target networks override :meth:`on_step_end`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, backbone: nn.Module, cfg: object) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cfg = cfg
+
+    def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
+        """images: (B, 3, H, W) uint8 on the training device."""
+        raise NotImplementedError
+
+    def on_step_end(self, progress: float) -> None:
+        """Called after each optimiser step with training progress in [0, 1]."""
+
+    def view_pipelines(self) -> list[BatchViews]:
+        """The view pipelines this method trains with, for the augmentation preview."""
+        return []
