@@ -1,0 +1,138 @@
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from sslcore.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sslcore.runs import RunStore, atomic_write, pid_alive
+
+CONFIG = {"method": "simclr", "dataset": "shapes", "backbone": "convnet", "steps": 3}
+
+
+def test_create_list_and_folder(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    record = store.get(run_id)
+    assert record.status == "queued" and record.config == CONFIG
+    assert json.loads((store.run_dir(run_id) / "config.json").read_text()) == CONFIG
+    assert [r.id for r in store.list()] == [run_id]
+    # A new store object on the same folder (a server restart) still lists the run.
+    assert RunStore(tmp_path).get(run_id).config == CONFIG
+
+
+def test_metrics_round_trip_and_since(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    for step in range(1, 6):
+        store.log_metrics(run_id, step, step * 0.1, {"loss": 1.0 / step, "lr": 0.1})
+    m = store.metrics(run_id)
+    assert m["loss"][0] == [1, 2, 3, 4, 5] and m["loss"][1][1] == pytest.approx(0.5)
+    assert store.metrics(run_id, since_step=3)["loss"][0] == [4, 5]
+    store.export_metrics(run_id)
+    exported = json.loads((store.run_dir(run_id) / "metrics.json").read_text())
+    assert exported["lr"]["step"] == [1, 2, 3, 4, 5]
+
+
+def test_stop_request_and_status(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    store.set_status(run_id, "running", pid=os.getpid())
+    assert not store.stop_requested(run_id)
+    store.request_stop(run_id)
+    assert store.stop_requested(run_id) and store.get(run_id).status == "stopping"
+    with pytest.raises(ValueError, match="unknown status"):
+        store.set_status(run_id, "exploded")
+
+
+def test_dead_worker_is_reaped(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    store.set_status(run_id, "running", pid=proc.pid)
+    assert not pid_alive(proc.pid)
+    record = store.list()[0]
+    assert record.status == "failed" and "ended without a result" in record.error
+
+
+def test_run_ids_cannot_escape_the_store(tmp_path):
+    store = RunStore(tmp_path)
+    for bad in ("../x", "a/b", "..", ""):
+        with pytest.raises(ValueError):
+            store.run_dir(bad)
+
+
+def test_concurrent_writer_and_readers(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    errors = []
+
+    def write():
+        try:
+            for step in range(200):
+                store.log_metrics(run_id, step, 0.0, {"loss": float(step)})
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def read():
+        try:
+            for _ in range(100):
+                RunStore(tmp_path).metrics(run_id)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.metrics(run_id)["loss"][0] == list(range(200))
+
+
+def test_delete(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    store.set_status(run_id, "finished")
+    store.delete(run_id)
+    assert store.list() == [] and not (tmp_path / run_id).exists()
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.bin"
+    atomic_write(path, b"old")
+
+    def boom(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        atomic_write(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.bin"]  # no temp file left behind
+
+
+def test_checkpoint_round_trip_and_fp16(tmp_path):
+    state = {"w": torch.randn(3, 4), "shared": torch.ones(2), "count": torch.tensor(7)}
+    state["alias"] = state["shared"]  # shared storage must not break saving
+    save_checkpoint(tmp_path / "c.safetensors", state, {"step": 5}, dtype=torch.float16)
+    loaded, meta = load_checkpoint(tmp_path / "c.safetensors")
+    assert meta == {"step": 5}
+    assert torch.allclose(loaded["w"], state["w"], atol=1e-2) and loaded["w"].dtype == torch.float32
+    assert loaded["count"].item() == 7
+
+
+def test_checkpoint_rejects_pickles_and_truncation(tmp_path):
+    evil = tmp_path / "evil.safetensors"
+    torch.save({"w": torch.ones(1)}, evil)  # a pickle in disguise
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(evil)
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(good, {"w": torch.ones(100)}, {})
+    good.write_bytes(good.read_bytes()[:-50])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(good)
