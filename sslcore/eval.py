@@ -85,3 +85,37 @@ class KNNEvaluator:
         bank = extract_features(backbone, self.bank_images)
         test = extract_features(backbone, self.test_images)
         return knn_accuracy(bank, self.bank_labels, test, self.test_labels, self.protocol.k, self.protocol.t)
+
+
+@dataclass(frozen=True)
+class LinearProbeProtocol:
+    """Multinomial logistic regression (L-BFGS) on frozen, L2-normalised, standardised features."""
+
+    c: float = 1.0  # inverse L2 strength, scikit-learn's C
+    max_iter: int = 1000
+    train_size: int = 0
+    test_size: int = 0
+
+    def describe(self) -> str:
+        return (f"linear probe: logistic regression (L-BFGS, C={self.c}, {self.max_iter} iterations), "
+                f"train={self.train_size}, test={self.test_size}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def linear_probe_accuracy(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Tensor,
+                          c: float = 1.0, max_iter: int = 1000) -> tuple[float, LinearProbeProtocol]:
+    """Top-1 in [0, 1] of a logistic-regression probe, and its protocol.
+
+    scikit-learn's L-BFGS solver converges to the same optimum every time, so the number depends
+    only on the features and the labels, not on an SGD schedule.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train.numpy())
+    clf = LogisticRegression(C=c, max_iter=max_iter)
+    clf.fit(scaler.transform(train.numpy()), train_labels.numpy())
+    acc = float((clf.predict(scaler.transform(test.numpy())) == test_labels.numpy()).mean())
+    return acc, LinearProbeProtocol(c=c, max_iter=max_iter, train_size=len(train), test_size=len(test))

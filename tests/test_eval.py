@@ -49,8 +49,21 @@ def test_extract_features_restores_mode_and_normalises():
 def test_evaluator_protocol():
     x = torch.randint(0, 256, (12, 3, 8, 8), dtype=torch.uint8)
     y = torch.arange(12) % 3
-    ev = KNNEvaluator(x, y, x, y, k=3, t=0.2)
-    assert ev.protocol.describe() == "weighted kNN, k=3, T=0.2, bank=12, test=12"
+    ev = KNNEvaluator(x, y, x, y, k=1, t=0.2)
+    assert ev.protocol.describe() == "weighted kNN, k=1, T=0.2, bank=12, test=12"
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 6))
-    # Querying the bank itself: each point is its own nearest neighbour with the top weight.
+    # Querying the bank itself with k=1: each point is its own nearest neighbour.
     assert ev(net) == pytest.approx(1.0)
+
+
+def test_linear_probe_separates_linear_classes_and_fails_on_noise():
+    from sslcore.eval import linear_probe_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 10, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    acc, protocol = linear_probe_accuracy(x[:300], y[:300], x[300:], y[300:])
+    assert acc > 0.95 and protocol.train_size == 300 and "L-BFGS" in protocol.describe()
+    noise_labels = torch.randint(0, 2, (400,), generator=g)
+    acc_noise, _ = linear_probe_accuracy(x[:300], noise_labels[:300], x[300:], noise_labels[300:])
+    assert acc_noise < 0.65
