@@ -1,0 +1,1 @@
+"""Visualisations: MAE reconstructions, DINO attention, projections and figure builders."""

@@ -1,0 +1,125 @@
+"""DINO-style attention maps and patch-feature PCA of a timm ViT.
+
+Follows the procedure of Caron et al. 2021 (DINO, Fig. 1 and its visualisation code): the
+self-attention of the CLS query to every patch in one block, per head, optionally thresholded
+to keep the patches holding the top ``mass`` of each head's attention.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@contextmanager
+def materialised_attention(block: nn.Module) -> Iterator[list[Tensor]]:
+    """Turn off ``block.attn``'s fused kernel and capture its softmaxed attention weights.
+
+    Fused attention (scaled_dot_product_attention) never forms the weights; the unfused path
+    passes them through ``attn_drop``, where a forward hook sees them. Both are restored on exit.
+    """
+    attn = block.attn
+    captured: list[Tensor] = []
+    was_fused = getattr(attn, "fused_attn", False)
+    attn.fused_attn = False
+    handle = attn.attn_drop.register_forward_hook(lambda mod, inp, out: captured.append(out.detach()))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+        attn.fused_attn = was_fused
+
+
+def crop_to_patch_multiple(image: Tensor, patch: int) -> Tensor:
+    """Centre-crop (..., H, W) to multiples of ``patch`` (no squashing: the aspect ratio survives)."""
+    h, w = image.shape[-2:]
+    nh, nw = (h // patch) * patch, (w // patch) * patch
+    if nh == 0 or nw == 0:
+        raise ValueError(f"image {h}x{w} is smaller than one {patch}px patch")
+    top, left = (h - nh) // 2, (w - nw) // 2
+    return image[..., top:top + nh, left:left + nw]
+
+
+@dataclass(frozen=True)
+class AttentionResult:
+    attention: np.ndarray  # (heads, h, w) CLS-to-patch attention of one block, rows sum to <= 1
+    features: np.ndarray  # (h, w, D) final-layer patch tokens
+    grid: tuple[int, int]  # (h, w) patches
+    patch: int
+
+
+@torch.no_grad()
+def cls_attention(model: nn.Module, image: Tensor, block: int = -1) -> AttentionResult:
+    """CLS-to-patch attention of ``block`` and the patch features of a timm ViT.
+
+    Args:
+        model: a timm ``VisionTransformer`` with ``dynamic_img_size=True`` (any H, W multiple of
+            the patch) or an image of its native size.
+        image: (3, H, W) normalised, H and W multiples of the patch size.
+        block: which block's attention (negative counts from the end).
+    """
+    patch = model.patch_embed.patch_size[0]
+    h, w = image.shape[-2] // patch, image.shape[-1] // patch
+    blocks = list(model.blocks)
+    target = blocks[block]
+    was_training = model.training
+    model.eval()
+    try:
+        with materialised_attention(target) as captured:
+            tokens = model.forward_features(image[None])  # (1, prefix + h*w, D)
+    finally:
+        model.train(was_training)
+    prefix = model.num_prefix_tokens
+    attn = captured[-1][0, :, 0, prefix:].float()  # (heads, h*w): CLS query row, patch keys
+    feats = tokens[0, prefix:].float()
+    return AttentionResult(attn.reshape(-1, h, w).cpu().numpy(), feats.reshape(h, w, -1).cpu().numpy(), (h, w), patch)
+
+
+def attention_maps(model: nn.Module, image: Tensor, block: int = -1) -> np.ndarray:
+    """(heads, h, w) CLS-to-patch attention of ``block``; see :func:`cls_attention`."""
+    return cls_attention(model, image, block).attention
+
+
+def threshold_mass(attention: np.ndarray, mass: float = 0.6) -> np.ndarray:
+    """Per head, keep the smallest set of patches holding ``mass`` of its attention (DINO Fig. 3).
+
+    attention: (heads, h, w) -> boolean (heads, h, w).
+    """
+    if not 0 < mass <= 1:
+        raise ValueError(f"mass must be in (0, 1], got {mass}")
+    heads = attention.reshape(len(attention), -1)
+    share = heads / heads.sum(1, keepdims=True)
+    order = np.argsort(-share, axis=1)
+    cum = np.take_along_axis(share, order, 1).cumsum(1)
+    # Keep a patch while the mass before it is below the threshold: the top patch is always kept.
+    keep_sorted = (cum - np.take_along_axis(share, order, 1)) < mass
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, 1)
+    return keep.reshape(attention.shape)
+
+
+def upsample(maps: np.ndarray, patch: int, mode: str = "nearest") -> np.ndarray:
+    """(C, h, w) patch maps -> (C, h*patch, w*patch) pixels, ``nearest`` or ``bilinear``."""
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"mode must be nearest or bilinear, got {mode!r}")
+    t = torch.from_numpy(np.asarray(maps, dtype=np.float32))[None]
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t, scale_factor=patch, mode=mode, **kwargs)[0].numpy()
+
+
+def pca_rgb(features: np.ndarray) -> np.ndarray:
+    """(h, w, D) patch features -> (h, w, 3) in [0, 1]: the first three principal components as RGB."""
+    h, w, d = features.shape
+    x = features.reshape(-1, d) - features.reshape(-1, d).mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = x @ vt[:3].T  # (h*w, <=3)
+    if comps.shape[1] < 3:
+        comps = np.pad(comps, ((0, 0), (0, 3 - comps.shape[1])))
+    lo, hi = comps.min(0), comps.max(0)
+    return ((comps - lo) / np.where(hi > lo, hi - lo, 1)).reshape(h, w, 3)

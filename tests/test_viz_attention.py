@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import timm
+import torch
+
+from sslcore.viz.attention import (attention_maps, cls_attention, crop_to_patch_multiple, pca_rgb, threshold_mass,
+                                   upsample)
+
+
+def small_vit():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=8,
+                             depth=3, dynamic_img_size=True).eval()
+
+
+def reference_last_selfattention(model, image, block):
+    """The DINO repo's procedure, by hand: run the blocks before ``block``, then form its attention."""
+    x = model.patch_embed(image[None])
+    x = model._pos_embed(x)
+    x = model.norm_pre(x)
+    for blk in model.blocks[:block]:
+        x = blk(x)
+    blk = model.blocks[block]
+    y = blk.norm1(x)
+    b, n, c = y.shape
+    heads = blk.attn.num_heads
+    qkv = blk.attn.qkv(y).reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    q, k = qkv[0], qkv[1]
+    attn = (q @ k.transpose(-2, -1) * (c // heads) ** -0.5).softmax(-1)
+    return attn[0, :, 0, 1:]  # (heads, patches)
+
+
+@pytest.mark.parametrize("block", [0, 1, 2])
+def test_matches_reference_procedure(block):
+    model = small_vit()
+    image = torch.randn(3, 32, 48)  # non-square: 4x6 patches
+    with torch.no_grad():
+        expected = reference_last_selfattention(model, image, block).reshape(3, 4, 6).numpy()
+    got = attention_maps(model, image, block=block)
+    assert got.shape == (3, 4, 6)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_fused_flag_restored_and_features():
+    model = small_vit()
+    flags = [blk.attn.fused_attn for blk in model.blocks]
+    res = cls_attention(model, torch.randn(3, 32, 32), block=-1)
+    assert [blk.attn.fused_attn for blk in model.blocks] == flags
+    assert res.features.shape == (4, 4, 192) and res.grid == (4, 4) and res.patch == 8
+    assert np.all(res.attention.reshape(3, -1).sum(1) <= 1 + 1e-5)  # CLS also attends to itself
+
+
+def test_threshold_keeps_top_mass():
+    att = np.array([[[0.5, 0.3], [0.15, 0.05]]])
+    assert threshold_mass(att, 0.6).tolist() == [[[True, True], [False, False]]]
+    assert threshold_mass(att, 0.5).tolist() == [[[True, False], [False, False]]]
+    assert threshold_mass(att, 1.0).all()
+
+
+def test_crop_upsample_pca():
+    img = torch.zeros(3, 37, 50)
+    assert crop_to_patch_multiple(img, 8).shape == (3, 32, 48)
+    up = upsample(np.arange(4, dtype=np.float32).reshape(1, 2, 2), 3)
+    assert up.shape == (1, 6, 6) and up[0, 0, 0] == 0 and up[0, 5, 5] == 3
+    rgb = pca_rgb(np.random.default_rng(0).standard_normal((4, 5, 16)))
+    assert rgb.shape == (4, 5, 3) and rgb.min() >= 0 and rgb.max() <= 1
