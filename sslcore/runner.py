@@ -1,0 +1,266 @@
+"""Runs end to end: a frozen config, the data and monitors it implies, and a detached worker process.
+
+The app and the CLI share :func:`execute`; the app starts it through :func:`launch` in a worker
+process of its own, so a run survives reruns, page switches, reloads and the server itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from sslcore.checkpoint import load_checkpoint, save_checkpoint
+from sslcore.data import ImageSet, load_split, stratified_split
+from sslcore.eval import KNNEvaluator
+from sslcore.methods import create_method
+from sslcore.methods.base import Method
+from sslcore.models import create_backbone, is_vit
+from sslcore.models.backbones import count_parameters
+from sslcore.runs import RunStore
+from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, autocast, bf16_supported, fit
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; stored as the run's ``config.json``."""
+
+    method: str = "simclr"
+    dataset: str = "shapes"
+    data_dir: str | None = None
+    eval_dir: str | None = None  # labelled folder for the kNN monitor; default: a split of the data
+    backbone: str = "convnet"
+    image_size: int = 32
+    batch_size: int = 128
+    steps: int | None = None
+    max_seconds: float | None = 60.0  # training seconds; evaluation pauses the clock
+    seed: int = 0
+    train_size: int | None = None  # cap on training images (None: the whole split)
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05
+    precision: str = "auto"  # bf16 autocast where the CPU/GPU has native bf16
+    device: str = "auto"
+    knn_k: int = 20
+    knn_t: float = 0.1
+    knn_bank: int = 5000
+    knn_test: int = 1000
+    knn_every_seconds: float = 10.0
+    options: dict[str, Any] = field(default_factory=dict)  # method config overrides
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.max_seconds is None:
+            raise ValueError("a run needs a budget: steps or max_seconds")
+        if self.batch_size < 2:
+            raise ValueError("batch size must be at least 2")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def optim(self) -> OptimConfig:
+        return OptimConfig(name=self.optimizer, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: RunConfig) -> tuple[ImageSet, ImageSet | None]:
+    """Training images and the held-out labelled set for kNN (None when there are no labels)."""
+    train = load_split(cfg.dataset, "train", cfg.image_size, data_dir=cfg.data_dir, seed=cfg.seed,
+                       n=cfg.train_size)
+    test_dir = cfg.eval_dir or cfg.data_dir
+    if cfg.eval_dir and cfg.dataset == "folder":
+        from sslcore.data import load_folder  # an explicit eval folder is used whole
+        test = load_folder(cfg.eval_dir, cfg.image_size)
+    else:
+        test = load_split(cfg.dataset, "test", cfg.image_size, data_dir=test_dir, seed=cfg.seed)
+    return train, (test if test.labels is not None else None)
+
+
+def build_method(cfg: RunConfig, device: torch.device) -> Method:
+    torch.manual_seed(cfg.seed)
+    backbone = create_backbone(cfg.backbone, cfg.image_size)
+    method = create_method(cfg.method, backbone, cfg.image_size, **cfg.options).to(device)
+    if not is_vit(backbone):
+        method = method.to(memory_format=torch.channels_last)  # oneDNN/cuDNN's fastest conv layout
+    return method
+
+
+def make_evaluator(cfg: RunConfig, train: ImageSet, test: ImageSet | None) -> KNNEvaluator | None:
+    if test is None or train.labels is None:
+        return None
+    bank_idx, _ = stratified_split(train.labels, min(1.0, cfg.knn_bank / len(train)), cfg.seed)
+    test_idx, _ = stratified_split(test.labels, min(1.0, cfg.knn_test / len(test)), cfg.seed)
+    bank, held_out = train.subset(bank_idx), test.subset(test_idx)
+    return KNNEvaluator(bank.images, bank.labels, held_out.images, held_out.labels, cfg.knn_k, cfg.knn_t)
+
+
+class MetricsRecorder:
+    """Writes each step's scalars to the run store, batched to a few transactions per second."""
+
+    def __init__(self, store: RunStore, run_id: str, flush_every: float = 0.25) -> None:
+        self.store, self.run_id, self.flush_every = store, run_id, flush_every
+        self.pending: list[tuple[int, float, dict[str, float]]] = []
+        self.last_flush = 0.0
+
+    def on_step(self, state: TrainState, method: Method) -> None:
+        values = {"loss": state.loss, "lr": state.lr, "images_per_second": state.images_per_second,
+                  "collapse_std": state.collapse_std, **state.logs}
+        self.pending.append((state.step, state.seconds, values))
+        if time.monotonic() - self.last_flush >= self.flush_every or "knn_top1" in state.logs:
+            self.flush()
+
+    def flush(self) -> None:
+        for step, seconds, values in self.pending:
+            self.store.log_metrics(self.run_id, step, seconds, values)
+        self.pending.clear()
+        self.last_flush = time.monotonic()
+
+
+class KNNMonitor:
+    """Online kNN every ``every_seconds`` of training; adds ``knn_top1`` (in %) to the step's logs."""
+
+    def __init__(self, evaluator: KNNEvaluator, every_seconds: float, device: torch.device, precision: str) -> None:
+        self.evaluator, self.every, self.device, self.precision = evaluator, every_seconds, device, precision
+        self.next_at = every_seconds
+        self.last: float | None = None
+
+    def on_step(self, state: TrainState, method: Method) -> None:
+        if state.seconds >= self.next_at:
+            self.next_at = state.seconds + self.every
+            self.last = self.measure(method)
+            state.logs["knn_top1"] = self.last
+
+    def measure(self, method: Method) -> float:
+        with autocast(self.device, self.precision):
+            return 100 * self.evaluator(method.backbone)
+
+
+def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``cfg`` as run ``run_id``: status, live metrics, checkpoint and summary go to ``store``."""
+    store.set_status(run_id, "running", pid=os.getpid())
+    run_dir = store.run_dir(run_id)
+    device = resolve_device(cfg.device)
+    train, test = load_data(cfg)
+    method = build_method(cfg, device)
+    evaluator = make_evaluator(cfg, train, test)
+    recorder = MetricsRecorder(store, run_id)
+    callbacks: list = [recorder]
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir), "method": cfg.method, "dataset": cfg.dataset, "backbone": cfg.backbone,
+        "image_size": cfg.image_size, "batch_size": cfg.batch_size, "device": str(device),
+        "precision": "bf16" if cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_supported(device)) else "fp32",
+        "parameters": count_parameters(method.backbone), "train_images": len(train)}
+    if evaluator is not None:
+        monitor = KNNMonitor(evaluator, cfg.knn_every_seconds, device, cfg.precision)
+        callbacks.insert(0, monitor)
+        summary["knn_top1_random_init"] = monitor.measure(method)
+        summary["knn_protocol"] = evaluator.protocol.to_dict()
+        store.log_metrics(run_id, 0, 0.0, {"knn_top1": summary["knn_top1_random_init"],
+                                           "knn_top1_random_init": summary["knn_top1_random_init"]})
+        log(f"random-init kNN top-1: {summary['knn_top1_random_init']:.1f}% ({evaluator.protocol.describe()})")
+    store.set_summary(run_id, summary)
+
+    last_poll, stop_flag = 0.0, False
+
+    def should_stop(state: TrainState) -> bool:
+        nonlocal last_poll, stop_flag
+        if time.monotonic() - last_poll > 0.5:
+            last_poll, stop_flag = time.monotonic(), store.stop_requested(run_id)
+        return stop_flag
+
+    status, error, wall = "finished", "", time.monotonic()
+    try:
+        state = fit(method, train.images, batch_size=cfg.batch_size, optim=cfg.optim(), steps=cfg.steps,
+                    max_seconds=cfg.max_seconds, seed=cfg.seed, precision=cfg.precision,
+                    callbacks=callbacks, should_stop=should_stop)
+        status = "stopped" if stop_flag else "finished"
+    except NonFiniteLossError as e:
+        status, error, state = "diverged", str(e), None
+    except KeyboardInterrupt:
+        status, error, state = "stopped", "interrupted", None
+    recorder.flush()
+    method.eval()
+    if state is not None:
+        summary.update(steps=state.step, seconds=round(state.seconds, 2), loss=state.loss,
+                       images_per_second=state.images_seen / max(state.seconds, 1e-9),
+                       skipped_steps=state.skipped_steps)
+    if evaluator is not None:
+        summary["knn_top1"] = callbacks[0].measure(method)
+        store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0), {"knn_top1": summary["knn_top1"]})
+        log(f"final kNN top-1: {summary['knn_top1']:.1f}%")
+    summary["wall_seconds"] = round(time.monotonic() - wall, 2)
+    save_checkpoint(run_dir / "checkpoint.safetensors", method.state_dict(),
+                    {"config": asdict(cfg), "summary": summary, "format": "sslcore-method-v1"})
+    store.set_summary(run_id, summary)
+    store.export_metrics(run_id)
+    store.set_status(run_id, status, error=error)
+    return summary
+
+
+def launch(configs: Sequence[RunConfig], store: RunStore, group_id: str = "") -> list[str]:
+    """Queue ``configs`` and start one detached worker process that runs them in order."""
+    run_ids = [store.create(asdict(c), group_id=group_id) for c in configs]
+    log_path = store.run_dir(run_ids[0]) / "worker.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sslcore", "worker", "--root", str(store.root), *run_ids],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=Path.cwd())
+    for run_id in run_ids:
+        store.set_status(run_id, "queued", pid=proc.pid)
+    return run_ids
+
+
+def work(store: RunStore, run_ids: Sequence[str]) -> None:
+    """Worker entry point: run the queued ``run_ids`` one after another, recording failures."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    for run_id in run_ids:
+        record = store.get(run_id)
+        if record.stop_requested:
+            store.set_status(run_id, "stopped", error="stopped before it started")
+            continue
+        try:
+            execute(RunConfig.from_dict(record.config), store, run_id)
+        except Exception as e:  # noqa: BLE001 - a failure must land in the store and not end the queue
+            traceback.print_exc()
+            store.set_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Method, RunConfig]:
+    """Rebuild a saved run's method (backbone and heads) from its folder, in eval mode."""
+    run_dir = Path(run_dir)
+    state, meta = load_checkpoint(run_dir / "checkpoint.safetensors")
+    if "config" not in meta:
+        raise ValueError(f"{run_dir} has no run config in checkpoint.json")
+    cfg = RunConfig.from_dict(meta["config"])
+    method = build_method(cfg, torch.device(device))
+    method.load_state_dict(state)
+    return method.eval(), cfg
+
+
+def evaluate_run(run_dir: str | Path, dataset: str, data_dir: str | None = None, eval_dir: str | None = None,
+                 image_size: int | None = None, seed: int = 0, k: int = 20, t: float = 0.1,
+                 bank: int = 5000, test: int = 1000) -> dict[str, Any]:
+    """kNN of a saved run on ``dataset`` with the same protocol as the online monitor."""
+    method, cfg = load_run(run_dir)
+    data_cfg = RunConfig.from_dict({**asdict(cfg), "dataset": dataset, "data_dir": data_dir, "eval_dir": eval_dir,
+                                    "image_size": image_size or cfg.image_size, "seed": seed, "knn_k": k,
+                                    "knn_t": t, "knn_bank": bank, "knn_test": test, "train_size": None})
+    evaluator = make_evaluator(data_cfg, *load_data(data_cfg))
+    if evaluator is None:
+        raise ValueError(f"{dataset} has no labels to evaluate against")
+    return {"run_dir": str(run_dir), "dataset": dataset, "knn_top1": 100 * evaluator(method.backbone),
+            "knn_protocol": evaluator.protocol.to_dict(), "steps": cfg.steps}
