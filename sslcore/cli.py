@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                     seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
                     weight_decay=args.weight_decay, precision=args.precision, device=args.device,
                     knn_k=args.knn_k, knn_t=args.knn_t, knn_every_seconds=args.knn_every,
-                    options=_options(args.option))
+                    options=_options(args.option)).with_dataset_defaults()
     store = RunStore(args.out)
     run_id = store.create(asdict(cfg))
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print

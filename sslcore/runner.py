@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,12 +20,20 @@ import torch
 from sslcore.checkpoint import load_checkpoint, save_checkpoint
 from sslcore.data import ImageSet, load_split, stratified_split
 from sslcore.eval import KNNEvaluator
-from sslcore.methods import create_method
+from sslcore.methods import METHODS, create_method
 from sslcore.methods.base import Method
 from sslcore.models import create_backbone, is_vit
 from sslcore.models.backbones import count_parameters
 from sslcore.runs import RunStore
 from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, autocast, bf16_supported, fit
+
+
+# On ``shapes`` the object fills only part of the frame: crops below 40% of the image often miss it,
+# and its flat colour is an easy shortcut that only strong colour distortion removes. Measured on
+# 60 s SimCLR runs: kNN +14.6 points with the CIFAR recipe (crops 0.25+), +23.8 with these.
+DATASET_VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
+    "shapes": {"crop_scale": [0.4, 1.0], "color_strength": 1.5},
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,15 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_dataset_defaults(self) -> "RunConfig":
+        """This config with the dataset's recommended view options filled in where the user set none.
+
+        Stored in the run's config, so the recipe a run trained with is always on record.
+        """
+        fields_of_method = {f.name for f in fields(METHODS[self.method].Config)} if self.method in METHODS else set()
+        defaults = {k: v for k, v in DATASET_VIEW_DEFAULTS.get(self.dataset, {}).items() if k in fields_of_method}
+        return replace(self, options={**defaults, **self.options})
 
     def optim(self) -> OptimConfig:
         return OptimConfig(name=self.optimizer, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup)
@@ -213,7 +230,7 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
 
 def launch(configs: Sequence[RunConfig], store: RunStore, group_id: str = "") -> list[str]:
     """Queue ``configs`` and start one detached worker process that runs them in order."""
-    run_ids = [store.create(asdict(c), group_id=group_id) for c in configs]
+    run_ids = [store.create(asdict(c.with_dataset_defaults()), group_id=group_id) for c in configs]
     log_path = store.run_dir(run_ids[0]) / "worker.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sslcore", "worker", "--root", str(store.root), *run_ids],
