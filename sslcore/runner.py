@@ -25,7 +25,7 @@ from sslcore.methods.base import Method
 from sslcore.models import create_backbone, is_vit
 from sslcore.models.backbones import count_parameters
 from sslcore.runs import RunStore
-from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, autocast, bf16_supported, fit
+from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, bf16_supported, fit
 
 
 # On ``shapes`` the object fills only part of the frame: crops below 40% of the image often miss it,
@@ -148,10 +148,13 @@ class MetricsRecorder:
 
 
 class KNNMonitor:
-    """Online kNN every ``every_seconds`` of training; adds ``knn_top1`` (in %) to the step's logs."""
+    """Online kNN every ``every_seconds`` of training; adds ``knn_top1`` (in %) to the step's logs.
 
-    def __init__(self, evaluator: KNNEvaluator, every_seconds: float, device: torch.device, precision: str) -> None:
-        self.evaluator, self.every, self.device, self.precision = evaluator, every_seconds, device, precision
+    Features are always extracted in fp32, so online, final and ``sslcore eval`` numbers agree.
+    """
+
+    def __init__(self, evaluator: KNNEvaluator, every_seconds: float) -> None:
+        self.evaluator, self.every = evaluator, every_seconds
         self.next_at = every_seconds
         self.last: float | None = None
 
@@ -162,8 +165,7 @@ class KNNMonitor:
             state.logs["knn_top1"] = self.last
 
     def measure(self, method: Method) -> float:
-        with autocast(self.device, self.precision):
-            return 100 * self.evaluator(method.backbone)
+        return 100 * self.evaluator(method.backbone)
 
 
 def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         "precision": "bf16" if cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_supported(device)) else "fp32",
         "parameters": count_parameters(method.backbone), "train_images": len(train)}
     if evaluator is not None:
-        monitor = KNNMonitor(evaluator, cfg.knn_every_seconds, device, cfg.precision)
+        monitor = KNNMonitor(evaluator, cfg.knn_every_seconds)
         callbacks.insert(0, monitor)
         summary["knn_top1_random_init"] = monitor.measure(method)
         summary["knn_protocol"] = evaluator.protocol.to_dict()
