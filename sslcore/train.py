@@ -84,6 +84,7 @@ class TrainState:
     lr: float = 0.0
     images_per_second: float = 0.0
     collapse_std: float = float("nan")  # std of L2-normalised embeddings; 1/sqrt(d) healthy, 0 collapsed
+    embedding_dim: int = 0  # d of the embeddings the collapse monitor watches
     logs: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
 
@@ -156,7 +157,8 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
         window = (window + [dt])[-20:]
         state.images_per_second = len(x) * len(window) / sum(window)
         state.loss = loss.item()
-        state.collapse_std = collapse_std(out.embedding) if out.embedding is not None else float("nan")
+        if out.embedding is not None:
+            state.collapse_std, state.embedding_dim = collapse_std(out.embedding), out.embedding.shape[1]
         state.logs = dict(out.logs)
         state.progress = max(state.step / steps if steps else 0.0,
                              (state.seconds / max_seconds) if max_seconds else 0.0)

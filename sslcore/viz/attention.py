@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @contextmanager
@@ -123,3 +126,54 @@ def pca_rgb(features: np.ndarray) -> np.ndarray:
         comps = np.pad(comps, ((0, 0), (0, 3 - comps.shape[1])))
     lo, hi = comps.min(0), comps.max(0)
     return ((comps - lo) / np.where(hi > lo, hi - lo, 1)).reshape(h, w, 3)
+
+
+@dataclass(frozen=True)
+class AttentionPanels:
+    image: np.ndarray  # (H, W, 3) in [0, 1], cropped to patch multiples
+    heads: np.ndarray  # (heads, H, W) attention upsampled to pixels, each head scaled to [0, 1]
+    mean: np.ndarray  # (H, W) head-mean attention in [0, 1]
+    kept: np.ndarray  # (heads, H, W) bool: patches holding the top ``mass`` of each head
+    pca: np.ndarray  # (H, W, 3) patch-feature PCA as RGB
+
+
+def attention_panels(model: nn.Module, image: Tensor, block: int = -1, mass: float = 0.6,
+                     mode: str = "nearest") -> AttentionPanels:
+    """Everything the attention page draws for one image (3, H, W) in [0, 1]."""
+    from sslcore.augment import normalize
+
+    patch = model.patch_embed.patch_size[0]
+    image = crop_to_patch_multiple(image, patch)
+    res = cls_attention(model, normalize(image[None])[0], block)
+    att = upsample(res.attention, patch, mode)
+    lo, hi = att.min((1, 2), keepdims=True), att.max((1, 2), keepdims=True)
+    heads = (att - lo) / np.where(hi > lo, hi - lo, 1)
+    mean = att.mean(0)
+    mean = (mean - mean.min()) / max(float(mean.max() - mean.min()), 1e-12)
+    kept = upsample(threshold_mass(res.attention, mass).astype(np.float32), patch, "nearest") > 0.5
+    pca = upsample(pca_rgb(res.features).transpose(2, 0, 1), patch, mode).transpose(1, 2, 0).clip(0, 1)
+    return AttentionPanels(image.permute(1, 2, 0).numpy(), heads, mean, kept, pca)
+
+
+def heat(x: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3): a black-red-yellow-white ramp (no colormap dependency)."""
+    x = np.clip(x, 0, 1)[..., None]
+    return np.clip(np.concatenate([3 * x, 3 * x - 1, 3 * x - 2], -1), 0, 1)
+
+
+def overlay(panels: AttentionPanels, alpha: float) -> np.ndarray:
+    """Head-mean attention blended over the image, (H, W, 3) in [0, 1]."""
+    return (1 - alpha) * panels.image + alpha * heat(panels.mean)
+
+
+def kept_heads(panels: AttentionPanels) -> np.ndarray:
+    """(heads, H, W, 3): each head's attention, bright where its kept patches are, dimmed elsewhere."""
+    shown = np.where(panels.kept, 0.35 + 0.65 * panels.heads, 0.15 * panels.heads)
+    return np.repeat(shown[..., None], 3, -1)
+
+
+def resize_longer_side(image: "Image.Image", size: int) -> Tensor:
+    """PIL image -> (3, H, W) float in [0, 1] with its longer side ``size`` px, aspect ratio kept."""
+    scale = size / max(image.size)
+    image = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)

@@ -1,0 +1,79 @@
+"""The live run panel (a polling fragment) and run summaries."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import streamlit as st
+
+from sslcore.runs import ACTIVE, RunRecord
+from sslcore.viz.figures import last_value, run_figures
+from ui.state import run_store
+
+
+def protocol_text(summary: dict) -> str:
+    p = summary.get("knn_protocol")
+    if not p:
+        return "no labels: kNN not measured"
+    return f"weighted kNN, k={p['k']}, T={p['t']}, bank {p['bank_size']}, test {p['test_size']}"
+
+
+def status_line(record: RunRecord, metrics: dict) -> str:
+    s = record.summary
+    step = metrics["loss"][0][-1] if "loss" in metrics and metrics["loss"][0] else 0
+    ips = last_value(metrics, "images_per_second")
+    knn = last_value(metrics, "knn_top1")
+    parts = [f"**{record.status}**", f"step {step}"]
+    if ips:
+        parts.append(f"{ips:.0f} images/s")
+    if knn is not None:
+        base = s.get("knn_top1_random_init")
+        parts.append(f"kNN {knn:.1f}%" + (f" (random init {base:.1f}%)" if base is not None else "")
+                     + f" [{protocol_text(s)}]")
+    return " · ".join(parts)
+
+
+def draw_run(record: RunRecord, key: str) -> None:
+    """Status line and charts of one run, from the store only."""
+    metrics = run_store().metrics(record.id)
+    st.markdown(status_line(record, metrics))
+    if record.error:
+        (st.warning if record.status in ("stopped", "diverged") else st.error)(record.error)
+    if not metrics.get("loss"):
+        st.info("Preparing data and measuring the random-init kNN baseline...")
+        return
+    figs = run_figures(metrics, record.summary)
+    names = list(figs)
+    for row in range(0, len(names), 2):
+        cols = st.columns(2)
+        for col, name in zip(cols, names[row:row + 2]):
+            col.plotly_chart(figs[name], key=f"{key}_{name}")
+
+
+def live_run(run_id: str, key: str = "live") -> None:
+    """Charts that refresh every second while the run is active, then stop polling."""
+    active = run_store().get(run_id).status in ACTIVE
+
+    @st.fragment(run_every=1.0 if active else None)
+    def panel() -> None:
+        record = run_store().get(run_id)
+        if record.status in ACTIVE and st.button("Stop", key=f"{key}_stop_{run_id}"):
+            run_store().request_stop(run_id)
+            st.toast("Stop requested: the run saves its checkpoint and ends after this step.")
+        draw_run(record, key)
+        if active and record.status not in ACTIVE:
+            st.rerun()  # the run ended: rerun the page once so polling stops
+
+    panel()
+
+
+def run_zip(run_id: str) -> bytes:
+    """The run folder as a zip (config, summary, metrics, checkpoint)."""
+    buf = io.BytesIO()
+    folder = run_store().run_dir(run_id)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                z.write(path, f"{run_id}/{path.name}")
+    return buf.getvalue()
