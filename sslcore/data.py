@@ -78,6 +78,7 @@ def _load_cached(path: Path) -> ImageSet | None:
 # ---------------------------------------------------------------------------------------------
 # shapes: the embedded default
 # ---------------------------------------------------------------------------------------------
+SHAPES_VERSION = 1  # bump whenever the drawing changes, so stale caches are not reused
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent", "heart", "diamond")
 
 
@@ -196,7 +197,7 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageSet:
     """
     if n < 1 or image_size < 8:
         raise DataError(f"shapes needs n >= 1 and image_size >= 8, got n={n}, image_size={image_size}")
-    path = cache_dir() / f"shapes_{n}_{image_size}_{seed}.pt"
+    path = cache_dir() / f"shapes_v{SHAPES_VERSION}_{n}_{image_size}_{seed}.pt"
     cached = _load_cached(path)
     if cached is not None:
         return cached
