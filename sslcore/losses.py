@@ -28,8 +28,103 @@ def nt_xent(z0: Tensor, z1: Tensor, temperature: float = 0.5) -> Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     b = len(z0)
-    z = F.normalize(torch.cat([z0, z1]).float(), dim=1)  # (2B, D)
-    logits = z @ z.T / temperature  # (2B, 2B)
-    logits.fill_diagonal_(float("-inf"))  # a view is not its own negative
-    targets = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
-    return F.cross_entropy(logits, targets)
+    with _fp32(z0):
+        z = F.normalize(torch.cat([z0, z1]).float(), dim=1)  # (2B, D)
+        logits = z @ z.T / temperature  # (2B, 2B)
+        logits.fill_diagonal_(float("-inf"))  # a view is not its own negative
+        targets = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+        return F.cross_entropy(logits, targets)
+
+
+def _fp32(x: Tensor) -> torch.autocast:
+    # Under CPU/GPU autocast a matmul runs in bf16 even on float32 inputs; a cosine in bf16 has
+    # ~3 significant digits, which a temperature of 0.04-0.1 magnifies into logit noise.
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def info_nce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.1) -> Tensor:
+    """InfoNCE of MoCo (He et al. 2020, eq. 1 and Algorithm 1) against a queue of negative keys.
+
+    Args:
+        q: (B, D) queries from the online encoder; L2-normalised here.
+        k: (B, D) positive keys from the momentum encoder; L2-normalised here and detached
+            (MoCo's stop-gradient on keys).
+        queue: (K, D) L2-normalised keys of earlier batches, the negatives (detached, used as is).
+        temperature: tau (MoCo v2: 0.2 on ImageNet; the authors' CIFAR-10 demo: 0.1).
+
+    Returns:
+        Scalar: cross-entropy of the logits ``[q.k, q.queue_1, ..., q.queue_K] / tau`` with the
+        positive at index 0, averaged over the B queries. Equals lightly's
+        ``NTXentLoss(memory_bank_size=(K, D))`` when its bank holds ``queue``.
+    """
+    if q.shape != k.shape or q.dim() != 2 or queue.dim() != 2 or queue.shape[1] != q.shape[1]:
+        raise ValueError(f"expected q, k (B, D) and queue (K, D), got {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(queue.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    with _fp32(q):
+        q = F.normalize(q.float(), dim=1)
+        k = F.normalize(k.detach().float(), dim=1)
+        pos = (q * k).sum(1, keepdim=True)  # (B, 1)
+        neg = q @ queue.detach().float().T  # (B, K)
+        logits = torch.cat([pos, neg], dim=1) / temperature
+        return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+def byol_loss(p: Tensor, z: Tensor) -> Tensor:
+    """BYOL's normalised mean squared error (Grill et al. 2020, eq. 2).
+
+    ``||p/|p| - z/|z|||^2 = 2 - 2 cos(p, z)``.
+
+    Args:
+        p: (B, D) online predictions.
+        z: (B, D) target projections; detached here (BYOL's stop-gradient).
+
+    Returns:
+        Scalar in [0, 4]: ``2 - 2 cos`` averaged over the batch. lightly's
+        ``NegativeCosineSimilarity`` is ``-cos`` averaged over the batch, so
+        ``byol_loss = 2 + 2 * NegativeCosineSimilarity``: the same gradient direction, twice the scale.
+    """
+    if p.shape != z.shape or p.dim() != 2:
+        raise ValueError(f"expected two (B, D) tensors of one shape, got {tuple(p.shape)} and {tuple(z.shape)}")
+    with _fp32(p):
+        cos = F.cosine_similarity(p.float(), z.detach().float(), dim=1)  # (B,)
+        return (2 - 2 * cos).mean()
+
+
+def dino_loss(student_out: list[Tensor], teacher_out: list[Tensor], center: Tensor,
+              student_temp: float = 0.1, teacher_temp: float = 0.04) -> Tensor:
+    """DINO's cross-entropy between sharpened, centred teacher and student distributions.
+
+    Caron et al. 2021, Algorithm 1 and eq. 3: ``H(P_t, P_s) = -sum P_t log P_s`` with
+    ``P_t = softmax((t - c) / tau_t)`` (stop-gradient) and ``P_s = softmax(s / tau_s)``.
+
+    Args:
+        student_out: V tensors (B, K), one per crop; the first len(teacher_out) are the global
+            crops in the teacher's order, the rest local crops.
+        teacher_out: G tensors (B, K) of the teacher on the global crops.
+        center: (1, K) running mean of teacher outputs.
+        student_temp: tau_s (paper 0.1).
+        teacher_temp: tau_t (paper: linear warm-up 0.04 -> 0.04-0.07).
+
+    Returns:
+        Scalar: the cross-entropy summed over K, averaged over the batch and over all G * V - G
+        (teacher crop, student crop) pairs with different crop indices, as in the authors' code
+        and lightly's ``DINOLoss``. A uniform teacher and student give ``ln K``.
+    """
+    if len(student_out) < len(teacher_out) or len(student_out) * len(teacher_out) - len(teacher_out) < 1:
+        raise ValueError(f"need at least one (teacher, student) pair of different crops, got {len(teacher_out)} "
+                         f"teacher and {len(student_out)} student crops")
+    if student_temp <= 0 or teacher_temp <= 0:
+        raise ValueError(f"temperatures must be positive, got {student_temp}, {teacher_temp}")
+    with _fp32(center):
+        c = center.detach().float()
+        teacher = [F.softmax((t.detach().float() - c) / teacher_temp, dim=-1) for t in teacher_out]
+        student = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student_out]
+        total, pairs = 0.0, 0
+        for i, pt in enumerate(teacher):
+            for j, log_ps in enumerate(student):
+                if i != j:  # a crop never predicts itself
+                    total = total + -(pt * log_ps).sum(-1).mean()
+                    pairs += 1
+        return total / pairs

@@ -7,10 +7,16 @@ from dataclasses import fields, replace
 from torch import nn
 
 from sslcore.methods.base import Method, StepOutput
+from sslcore.methods.byol import BYOL
+from sslcore.methods.dino import DINO
+from sslcore.methods.moco import MoCo
 from sslcore.methods.simclr import SimCLR
 
 METHODS: dict[str, type[Method]] = {
     SimCLR.name: SimCLR,
+    MoCo.name: MoCo,
+    BYOL.name: BYOL,
+    DINO.name: DINO,
 }
 
 

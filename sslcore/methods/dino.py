@@ -1,0 +1,165 @@
+"""DINO: self-distillation with no labels (Caron et al. 2021, arXiv:2104.14294)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslcore.augment import BatchViews, recipe
+from sslcore.losses import dino_loss
+from sslcore.methods.base import Method, StepOutput
+from sslcore.models.backbones import is_vit
+from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
+
+
+@dataclass(frozen=True)
+class DINOConfig:
+    image_size: int = 32
+    out_dim: int = 1024  # K prototypes; paper: 65536
+    hidden_dim: int = 512  # paper: 2048
+    bottleneck_dim: int = 256  # paper: 256
+    local_crops: int = 4  # paper: 8 (at 96 px)
+    global_scale: tuple[float, float] = (0.4, 1.0)  # paper code default (0.4, 1); its README suggests (0.14, 1)
+    local_scale: tuple[float, float] = (0.05, 0.4)  # paper: (0.05, 0.4)
+    # Per crop kind (global 1, global 2, locals). Paper: blur (1.0, 0.1, 0.5), solarize (0, 0.2, 0)
+    # at 224/96 px; blur is off at 32 px, as SimCLR does on CIFAR-10.
+    blur_p: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    solarize_p: tuple[float, float, float] = (0.0, 0.2, 0.0)
+    student_temp: float = 0.1  # paper: 0.1
+    teacher_temp: float = 0.07  # paper: 0.04-0.07 after warm-up
+    warmup_teacher_temp: float = 0.04  # paper: 0.04
+    warmup_teacher_temp_frac: float = 0.3  # paper: 30 epochs
+    center_momentum: float = 0.9  # paper: 0.9
+    base_momentum: float = 0.99  # paper: 0.996 (cosine to 1); lower so the teacher keeps up in short runs
+    freeze_last_layer_frac: float = 0.03  # paper: the first epoch (of 100-800)
+
+    def __post_init__(self) -> None:
+        if self.local_crops < 0 or self.out_dim < 2:
+            raise ValueError(f"need local_crops >= 0 and out_dim >= 2, got {self.local_crops}, {self.out_dim}")
+        if min(self.student_temp, self.teacher_temp, self.warmup_teacher_temp) <= 0:
+            raise ValueError("temperatures must be positive")
+        if not 0 <= self.center_momentum <= 1 or not 0 <= self.base_momentum <= 1:
+            raise ValueError("momenta must be in [0, 1]")
+
+
+class DINOHead(nn.Module):
+    """3-layer MLP -> bottleneck -> L2 norm -> weight-normalised linear layer to K prototypes.
+
+    The last layer's weight norm is fixed to 1 (DINO's ``norm_last_layer``), so a logit is the
+    cosine between the bottleneck feature and a prototype; the MLP has no BatchNorm (ViT default).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, bottleneck_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.GELU(),
+                                 nn.Linear(hidden_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.GELU(),
+                                 nn.Linear(hidden_dim, bottleneck_dim))
+        self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck_dim))  # (K, bottleneck)
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        nn.init.trunc_normal_(self.prototypes, std=0.02)
+
+    def project(self, x: Tensor) -> Tensor:
+        """(N, in_dim) -> (N, bottleneck_dim) L2-normalised float32."""
+        return F.normalize(self.mlp(x).float(), dim=-1)
+
+    def logits(self, h: Tensor, frozen: bool = False) -> Tensor:
+        """(N, bottleneck_dim) -> (N, K) float32 cosines; ``frozen`` blocks the gradient to the prototypes."""
+        w = self.prototypes.detach() if frozen else self.prototypes
+        # In float32: the teacher divides these cosines by 0.04, and bf16 keeps ~3 digits.
+        with torch.autocast(h.device.type, enabled=False):
+            return F.linear(h, F.normalize(w.float(), dim=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logits(self.project(x))
+
+
+class DINO(Method):
+    """Student (backbone + DINO head) matches an EMA teacher across multi-crop views.
+
+    The teacher sees the two global crops, the student all crops; centring (a running mean
+    subtracted from the teacher's logits) and sharpening (a low teacher temperature) balance each
+    other to avoid collapse (sec. 3.1).
+    """
+
+    name = "dino"
+    Config = DINOConfig
+
+    def __init__(self, backbone: nn.Module, cfg: DINOConfig = DINOConfig()) -> None:
+        super().__init__(backbone, cfg)
+        self.head = DINOHead(backbone.num_features, cfg.hidden_dim, cfg.bottleneck_dim, cfg.out_dim)
+        self.teacher_backbone = copy_frozen(backbone)
+        self.teacher_head = copy_frozen(self.head)
+        self.register_buffer("center", torch.zeros(1, cfg.out_dim))  # (1, K)
+        self.progress = 0.0  # training progress seen at the latest on_step_end
+        self.momentum = cfg.base_momentum
+        self.local_size = local_crop_size(backbone, cfg.image_size)
+        self.global_views = nn.ModuleList(
+            BatchViews(recipe("byol", cfg.image_size, crop_scale=tuple(cfg.global_scale), blur_p=blur, solarize_p=sol))
+            for blur, sol in zip(cfg.blur_p[:2], cfg.solarize_p[:2]))
+        self.local_views = BatchViews(recipe("byol", self.local_size, crop_scale=tuple(cfg.local_scale),
+                                             blur_p=cfg.blur_p[2], solarize_p=cfg.solarize_p[2]))
+
+    def teacher_temp(self) -> float:
+        """Linear warm-up from ``warmup_teacher_temp`` to ``teacher_temp`` over the first part of training."""
+        c = self.cfg
+        t = min(1.0, self.progress / c.warmup_teacher_temp_frac) if c.warmup_teacher_temp_frac > 0 else 1.0
+        return c.warmup_teacher_temp + t * (c.teacher_temp - c.warmup_teacher_temp)
+
+    def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
+        b, c = len(images), self.cfg
+        globals_ = torch.cat([view(images, generator) for view in self.global_views])  # (2B, 3, S, S)
+        frozen = self.progress < c.freeze_last_layer_frac
+        # One student pass per resolution: global crops, then all local crops together.
+        h = self.head.project(self.backbone(globals_))  # (2B, bottleneck)
+        student = list(self.head.logits(h, frozen).chunk(2))
+        if c.local_crops:
+            locals_ = torch.cat([self.local_views(images, generator) for _ in range(c.local_crops)])
+            student += list(self.head.logits(self.head.project(self.backbone(locals_)), frozen).chunk(c.local_crops))
+        with torch.no_grad():
+            teacher_logits = self.teacher_head(self.teacher_backbone(globals_))  # (2B, K)
+        teacher_temp = self.teacher_temp()
+        loss = dino_loss(student, list(teacher_logits.chunk(2)), self.center, c.student_temp, teacher_temp)
+        with torch.no_grad():
+            p_teacher = F.softmax((teacher_logits - self.center) / teacher_temp, dim=-1)
+            entropy = -(p_teacher * p_teacher.clamp_min(1e-12).log()).sum(-1).mean().item()
+            self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))
+        ln_k = math.log(c.out_dim)
+        ratio = loss.item() / ln_k
+        logs = {"teacher_entropy": entropy, "kl_teacher_student": loss.item() - entropy, "loss_over_lnK": ratio,
+                # A uniform teacher (centring winning over sharpening) pins the loss at ln K.
+                "collapse_alarm": float(abs(ratio - 1) < 0.02), "teacher_temp": teacher_temp,
+                "momentum": self.momentum}
+        return StepOutput(loss=loss, embedding=h[:b].detach(), logs=logs)
+
+    def on_step_end(self, progress: float) -> None:
+        self.progress = progress
+        self.momentum = momentum_schedule(progress, self.cfg.base_momentum)
+        ema_update(self.teacher_backbone, self.backbone, self.momentum)
+        ema_update(self.teacher_head, self.head, self.momentum)
+
+    def view_pipelines(self) -> list[BatchViews]:
+        return [*self.global_views, *[self.local_views] * self.cfg.local_crops]
+
+
+@torch.no_grad()
+def update_center(center: Tensor, teacher_logits: Tensor, momentum: float) -> Tensor:
+    """DINO's centre: ``m * c + (1 - m) * mean`` of the teacher logits (N, K) over all global crops.
+
+    Returns the new (1, K) centre.
+    """
+    return momentum * center + (1 - momentum) * teacher_logits.float().mean(0, keepdim=True)
+
+
+def local_crop_size(backbone: nn.Module, image_size: int) -> int:
+    """Half the global size (DINO: 96 px locals for 224 px globals), a multiple of a ViT's patch size."""
+    if is_vit(backbone):
+        patch = backbone.patch_embed.patch_size[0]
+        return max(patch, image_size // 2 // patch * patch)
+    return max(4, image_size // 2)  # augment.ViewConfig's minimum

@@ -1,0 +1,115 @@
+"""MoCo v2: momentum contrast with a queue of negatives (He et al. 2020, arXiv:1911.05722;
+Chen et al. 2020, arXiv:2003.04297)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslcore.augment import BatchViews, recipe
+from sslcore.losses import info_nce_queue
+from sslcore.methods.base import Method, StepOutput
+from sslcore.models.ema import copy_frozen, ema_update
+from sslcore.models.heads import mlp
+
+
+@dataclass(frozen=True)
+class MoCoConfig:
+    image_size: int = 32
+    queue_size: int = 4096  # paper: 65536 on ImageNet; 4096 in the authors' CIFAR-10 demo
+    momentum: float = 0.99  # paper: 0.999; 0.99 in the CIFAR-10 demo, so the keys keep up in short runs
+    temperature: float = 0.1  # paper (v2): 0.2; 0.1 in the CIFAR-10 demo
+    hidden_dim: int = 512  # paper (v2): 2048
+    out_dim: int = 128  # paper: 128
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # paper (v2): (0.2, 1.0)
+    symmetric: bool = False  # paper: off; on, both views serve as query and key (MoCo v3 style, 2x cost)
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1 or not 0 <= self.momentum <= 1 or self.temperature <= 0:
+            raise ValueError(f"need queue_size >= 1, momentum in [0, 1] and temperature > 0, got {self.queue_size}, "
+                             f"{self.momentum}, {self.temperature}")
+
+
+class MoCo(Method):
+    """Query encoder (backbone + MLP head), momentum key encoder, FIFO queue of keys, InfoNCE.
+
+    Shuffle-BN is left out. MoCo shuffles the key batch across GPUs so that a query and its key do
+    not share BatchNorm statistics, through which the pair can be matched without learning
+    anything; here the query and key encoders are separate networks run on separate passes, and
+    the multi-GPU shuffle has no one-device equivalent short of split BatchNorm (which the authors'
+    CIFAR-10 demo uses). The kNN monitor shows whether a run learns rather than cheats.
+    """
+
+    name = "moco"
+    Config = MoCoConfig
+
+    def __init__(self, backbone: nn.Module, cfg: MoCoConfig = MoCoConfig()) -> None:
+        super().__init__(backbone, cfg)
+        self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim), batch_norm=False)  # v2: no BN
+        self.key_backbone = copy_frozen(backbone)
+        self.key_projector = copy_frozen(self.projector)
+        self.register_buffer("queue", torch.zeros(cfg.queue_size, cfg.out_dim))  # (K, D) normalised keys
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))  # next row to overwrite
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # rows holding real keys
+        # MoCo v2's views are SimCLR's (no blur at 32 px, as SimCLR does on CIFAR-10).
+        self.views = BatchViews(recipe("simclr", cfg.image_size, crop_scale=tuple(cfg.crop_scale)))
+
+    def forward_query(self, x: Tensor) -> Tensor:
+        """(N, 3, S, S) -> (N, out_dim) float32 queries (not normalised)."""
+        return self.projector(self.backbone(x)).float()
+
+    @torch.no_grad()
+    def forward_key(self, x: Tensor) -> Tensor:
+        """(N, 3, S, S) -> (N, out_dim) L2-normalised float32 keys."""
+        return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
+
+    def contrast(self, q: Tensor, k: Tensor, negatives: Tensor) -> Tensor:
+        if len(negatives):
+            return info_nce_queue(q, k, negatives, self.cfg.temperature)
+        # Only the very first step meets an empty queue: rather than a loss of log(1) = 0 with no
+        # gradient, contrast against the other keys of the batch (MoCo v3's in-batch form).
+        logits = F.normalize(q, dim=1) @ k.T / self.cfg.temperature  # (B, B), positives on the diagonal
+        return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+    def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
+        b, cfg = len(images), self.cfg
+        x0, x1 = self.views(images, generator), self.views(images, generator)
+        # Until the queue has wrapped, only its filled rows are negatives: zeros would be negatives
+        # at cosine 0 that add a constant e^0 to every softmax denominator.
+        negatives = self.queue[:int(self.queue_filled)].clone()
+        if cfg.symmetric:
+            q = self.forward_query(torch.cat([x0, x1]))  # (2B, D): one pass, BatchNorm over 2B
+            k = self.forward_key(torch.cat([x1, x0]))
+            loss = (self.contrast(q[:b], k[:b], negatives) + self.contrast(q[b:], k[b:], negatives)) / 2
+        else:
+            q, k = self.forward_query(x0), self.forward_key(x1)
+            loss = self.contrast(q, k, negatives)
+        with torch.no_grad():
+            qn = F.normalize(q[:b], dim=1)
+            agreement = (qn * k[:b]).sum(1).mean().item()
+            # mean_i,j q_i . n_j = (mean q) . (mean n): the mean negative logit without a (B, K) matmul.
+            neg_mean = (qn.mean(0) * negatives.mean(0)).sum().item() / cfg.temperature if len(negatives) else 0.0
+        self.dequeue_and_enqueue(k[:b])  # one key per image, as without symmetry
+        logs = {"queue_fill": int(self.queue_filled) / cfg.queue_size, "key_query_agreement": agreement,
+                "pos_logit": agreement / cfg.temperature, "neg_logit_mean": neg_mean}
+        return StepOutput(loss=loss, embedding=q[:b].detach(), logs=logs)
+
+    @torch.no_grad()
+    def dequeue_and_enqueue(self, keys: Tensor) -> None:
+        """Write (B, D) keys over the oldest rows, wrapping around the end of the queue."""
+        size = len(self.queue)
+        keys = keys[-size:]  # a batch larger than the queue keeps its newest keys
+        idx = (int(self.queue_ptr) + torch.arange(len(keys), device=keys.device)) % size
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.fill_((int(self.queue_ptr) + len(keys)) % size)
+        self.queue_filled.fill_(min(size, int(self.queue_filled) + len(keys)))
+
+    def on_step_end(self, progress: float) -> None:
+        ema_update(self.key_backbone, self.backbone, self.cfg.momentum)
+        ema_update(self.key_projector, self.projector, self.cfg.momentum)
+
+    def view_pipelines(self) -> list[BatchViews]:
+        return [self.views, self.views]
