@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from sslcore.checkpoint import load_checkpoint, save_checkpoint
-from sslcore.data import ImageSet, load_split, stratified_split
+from sslcore.data import DataError, ImageSet, load_folder, load_split, stratified_split
 from sslcore.eval import KNNEvaluator
 from sslcore.methods import METHODS, create_method
 from sslcore.methods.base import Method
@@ -95,15 +95,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def load_data(cfg: RunConfig) -> tuple[ImageSet, ImageSet | None]:
-    """Training images and the held-out labelled set for kNN (None when there are no labels)."""
-    train = load_split(cfg.dataset, "train", cfg.image_size, data_dir=cfg.data_dir, seed=cfg.seed,
-                       n=cfg.train_size)
-    test_dir = cfg.eval_dir or cfg.data_dir
-    if cfg.eval_dir and cfg.dataset == "folder":
-        from sslcore.data import load_folder  # an explicit eval folder is used whole
+    """Training images and the held-out labelled set for kNN (None when there are no labels).
+
+    A folder with an explicit ``eval_dir`` trains on the whole folder and evaluates on ``eval_dir``;
+    otherwise each dataset's own train/test split is used.
+    """
+    if cfg.dataset == "folder" and cfg.eval_dir:
+        if cfg.data_dir is None:
+            raise DataError("the folder dataset needs a data directory (--data-dir)")
+        train = load_folder(cfg.data_dir, cfg.image_size, max_images=cfg.train_size, seed=cfg.seed)
         test = load_folder(cfg.eval_dir, cfg.image_size)
     else:
-        test = load_split(cfg.dataset, "test", cfg.image_size, data_dir=test_dir, seed=cfg.seed)
+        train = load_split(cfg.dataset, "train", cfg.image_size, data_dir=cfg.data_dir, seed=cfg.seed,
+                           n=cfg.train_size)
+        test = load_split(cfg.dataset, "test", cfg.image_size, data_dir=cfg.data_dir, seed=cfg.seed)
     return train, (test if test.labels is not None else None)
 
 
