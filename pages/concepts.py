@@ -1,11 +1,15 @@
 import numpy as np
 import streamlit as st
 
-from sslcore.concepts import COSINE_PRESETS, cosine_similarity, info_nce_terms, nt_xent_landscape, simulate_ema
-from sslcore.viz.figures import heatmap_figure, series_figure, vectors_figure
+from sslcore.concepts import (COSINE_PRESETS, OVERLAP_OPS, cosine_similarity, coverage_uniformity, info_nce_terms,
+                              nearest_visible_distance, steady_state_lag)
+from sslcore.viz.figures import (heatmap_figure, mask_grid_figure, matrix_figure, overlay_figure, points_figure,
+                                 series_figure, vectors_figure)
+from ui import concepts as uc
 
 st.title("Concepts")
-cos_tab, nce_tab, ema_tab = st.tabs(["Cosine similarity", "NT-Xent temperature", "Momentum EMA"])
+cos_tab, nce_tab, ema_tab, mask_tab, overlap_tab = st.tabs(
+    ["Cosine similarity", "NT-Xent temperature", "Momentum EMA", "MAE masking", "Augmentation overlap"])
 
 with cos_tab:
     preset = st.selectbox("Preset (the worked examples)", list(COSINE_PRESETS))
@@ -31,18 +35,60 @@ with nce_tab:
     st.metric("InfoNCE loss of this anchor", f"{loss:.3f}")
     st.bar_chart({"negative similarity": [f"{s:+.1f}" for s in negs], "gradient weight": weights},
                  x="negative similarity", y="gradient weight")
-    temps = np.geomspace(0.02, 1.0, 30)
-    batches = [8, 32, 128, 512]
-    st.plotly_chart(heatmap_figure(nt_xent_landscape(temps, batches), np.round(temps, 3), [str(b) for b in batches],
-                                   "NT-Xent at a random init (positive sim 0.8)", "temperature", "batch size"))
-    st.info("Low temperature puts almost all the gradient on the hardest negatives; a bigger batch adds "
-            "negatives and raises the loss floor (log(2B-1) when nothing is learned).")
+    ex = uc.nt_xent(pos_sim)
+    shown = st.radio("Across batch sizes, at a random init", ["loss", "share of the gradient on the hardest 10%",
+                                                               "effective number of negatives"], horizontal=True)
+    z = {"loss": ex.loss, "effective number of negatives": ex.effective_negatives}.get(shown, ex.hard_share)
+    st.plotly_chart(heatmap_figure(z, np.round(ex.temperatures, 3), [str(b) for b in ex.batch_sizes],
+                                   f"NT-Xent: {shown} (positive sim {pos_sim:.2f})", "temperature", "batch size"))
+    st.info("Low temperature puts almost all the gradient on the hardest negatives (a few effective negatives "
+            "out of 2B-2); high temperature spreads it evenly. A bigger batch adds negatives, raises the loss "
+            "floor (log(2B-1) when nothing is learned) and draws harder extremes by chance.")
 
 with ema_tab:
-    sim = simulate_ema(steps=st.slider("steps", 500, 10_000, 4000, step=500))
+    c1, c2, c3 = st.columns(3)
+    steps = c1.slider("steps", 500, 10_000, 4000, step=500)
+    drift = c2.slider("drift per step", 0.0, 0.01, 0.002, format="%.4f")
+    noise = c3.slider("noise per step", 0.0, 0.2, 0.05)
+    sim = uc.ema(steps, drift, noise)
     st.plotly_chart(series_figure({"online": sim.online, **{f"target m={m}": v for m, v in sim.targets.items()}},
                                   "online parameter (random walk with drift) and EMA targets"))
-    st.table({"momentum m": list(sim.lag), "lag (staleness)": [f"{v:.3f}" for v in sim.lag.values()],
-              "jitter (instability)": [f"{v:.5f}" for v in sim.jitter.values()]})
+    left, right = st.columns(2)
+    left.table({"momentum m": list(sim.lag), "window 1/(1-m) steps": [round(1 / (1 - m)) for m in sim.lag],
+                "lag (staleness)": [f"{v:.3f}" for v in sim.lag.values()],
+                "steady lag d·m/(1-m)": [f"{steady_state_lag(m, drift):.3f}" for m in sim.lag],
+                "jitter (instability)": [f"{v:.5f}" for v in sim.jitter.values()]})
+    right.plotly_chart(points_figure({f"m={m}": (sim.lag[m], max(sim.jitter[m], 1e-12)) for m in sim.lag},
+                                     "the trade-off: staler targets are steadier", "lag", "jitter"))
     st.info("Higher momentum gives a smoother target (lower jitter) that trails further behind (higher lag): "
-            "MoCo keeps its key encoder at 0.999 for consistent keys; BYOL raises m towards 1 during training.")
+            "MoCo keeps its key encoder at 0.999 for consistent keys; BYOL raises m towards 1 during training. "
+            "With m=0.9999 the target needs ~10,000 steps to catch up at all: longer than many short runs.")
+
+with mask_tab:
+    c1, c2 = st.columns([3, 1])
+    ratio = c1.slider("mask ratio", 0.25, 0.9, 0.75, step=0.05)
+    seed = int(c2.number_input("seed", 0, 10_000, 0))
+    masks = uc.example_masks(ratio, seed)
+    titles = [f"{s}: {m.mean():.0%} hidden, distance {nearest_visible_distance(m, uc.GRID):.2f}, "
+              f"uniformity {coverage_uniformity(m, uc.GRID):.2f}" for s, m in zip(("random", "block", "grid"), masks)]
+    st.plotly_chart(mask_grid_figure(masks, uc.GRID, titles))
+    stats = uc.mask_study()
+    left, right = st.columns(2)
+    left.plotly_chart(overlay_figure(uc.study_curves(stats, "difficulty"), "reconstruction difficulty: mean distance "
+                                     "from a hidden patch to the nearest visible one", "mask ratio", "patches", True))
+    right.plotly_chart(overlay_figure(uc.study_curves(stats, "uniformity"), "coverage uniformity of the visible "
+                                      "patches (4x4 areas)", "mask ratio", "0 clumped, 1 even", True))
+    st.info("Grid masks leave every hidden patch a visible neighbour: easy to fill in by interpolation. Block "
+            "masks hide whole regions, so some patches lie far from any context. Random masking at MAE's 75% "
+            "sits between: hard enough to need semantics, with context spread over the whole image.")
+
+with overlap_tab:
+    c1, c2 = st.columns(2)
+    dataset = c1.selectbox("images", ["shapes", "digits"])
+    prob = c2.slider("probability each op fires", 0.0, 1.0, 1.0, help="crops always happen")
+    st.plotly_chart(matrix_figure(uc.overlap(dataset, prob), list(OVERLAP_OPS),
+                                  "mean pixel correlation: view by row op vs view by column op, same image"))
+    st.info("The identity row says how far each op moves a view from the original; the diagonal says how much "
+            "two views under the same op still share. A deterministic op (grayscale, or flip when it always "
+            "fires) makes two identical views: no variety to learn from. Two random crops share the least, which "
+            "is why SimCLR found crop plus colour jitter the composition that matters.")
