@@ -3,8 +3,8 @@ import pytest
 import timm
 import torch
 
-from sslcore.viz.attention import (attention_maps, cls_attention, crop_to_patch_multiple, pca_rgb, threshold_mass,
-                                   upsample)
+from sslcore.viz.attention import (CONTOUR_RGB, attention_maps, attention_panels, cls_attention, crop_to_patch_multiple,
+                                   heat, mask_boundary, overlay, pca_rgb, threshold_mass, upsample)
 
 
 def small_vit():
@@ -64,3 +64,43 @@ def test_crop_upsample_pca():
     assert up.shape == (1, 6, 6) and up[0, 0, 0] == 0 and up[0, 5, 5] == 3
     rgb = pca_rgb(np.random.default_rng(0).standard_normal((4, 5, 16)))
     assert rgb.shape == (4, 5, 3) and rgb.min() >= 0 and rgb.max() <= 1
+
+
+def test_mask_boundary_is_the_inner_contour():
+    mask = np.zeros((6, 7), dtype=bool)
+    mask[1:5, 2:6] = True  # a 4x4 square
+    edge = mask_boundary(mask)
+    expected = mask.copy()
+    expected[2:4, 3:5] = False  # the 2x2 interior is not on the contour
+    assert edge.tolist() == expected.tolist()
+    assert mask_boundary(mask, width=2).tolist() == mask.tolist()  # 4 wide: no pixel is 2 deep inside
+    full = np.ones((4, 4), dtype=bool)
+    assert not mask_boundary(full).any()  # the image border is not an edge
+    assert not mask_boundary(np.zeros((4, 4), dtype=bool)).any()
+    with pytest.raises(ValueError):
+        mask_boundary(mask, width=0)
+
+
+def test_panels_keep_aspect_and_threshold_the_head_mean():
+    model = small_vit()
+    image = torch.rand(3, 37, 70)
+    p = attention_panels(model, image, block=-1, mass=0.6)
+    assert p.image.shape == (32, 64, 3)  # cropped to whole 8 px patches, not squashed to a square
+    assert p.heads.shape == (3, 32, 64) and p.kept.shape == (3, 32, 64) and p.kept_mean.shape == (32, 64)
+    from sslcore.augment import normalize
+
+    att = attention_maps(model, normalize(crop_to_patch_multiple(image, 8)[None])[0])  # (3, 4, 8)
+    expected = threshold_mass(att.mean(0, keepdims=True), 0.6)[0]
+    assert p.kept_mean.tolist() == upsample(expected[None].astype(np.float32), 8)[0].astype(bool).tolist()
+
+
+def test_overlay_draws_the_contour_of_the_chosen_view():
+    model = small_vit()
+    p = attention_panels(model, torch.rand(3, 32, 32), mass=0.3)
+    for head, kept in [(None, p.kept_mean), (1, p.kept[1])]:
+        shown = overlay(p, 0.5, head=head, contour=True)
+        plain = overlay(p, 0.5, head=head, contour=False)
+        edge = mask_boundary(kept)
+        assert edge.any()
+        assert np.allclose(shown[edge], CONTOUR_RGB) and np.allclose(shown[~edge], plain[~edge])
+    np.testing.assert_allclose(overlay(p, 1.0, head=2, contour=False), heat(p.heads[2]))

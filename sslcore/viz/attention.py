@@ -134,12 +134,13 @@ class AttentionPanels:
     heads: np.ndarray  # (heads, H, W) attention upsampled to pixels, each head scaled to [0, 1]
     mean: np.ndarray  # (H, W) head-mean attention in [0, 1]
     kept: np.ndarray  # (heads, H, W) bool: patches holding the top ``mass`` of each head
+    kept_mean: np.ndarray  # (H, W) bool: patches holding the top ``mass`` of the head-mean attention
     pca: np.ndarray  # (H, W, 3) patch-feature PCA as RGB
 
 
 def attention_panels(model: nn.Module, image: Tensor, block: int = -1, mass: float = 0.6,
                      mode: str = "nearest") -> AttentionPanels:
-    """Everything the attention page draws for one image (3, H, W) in [0, 1]."""
+    """Everything the attention page draws for one image (3, H, W) in [0, 1], from one forward pass."""
     from sslcore.augment import normalize
 
     patch = model.patch_embed.patch_size[0]
@@ -150,9 +151,25 @@ def attention_panels(model: nn.Module, image: Tensor, block: int = -1, mass: flo
     heads = (att - lo) / np.where(hi > lo, hi - lo, 1)
     mean = att.mean(0)
     mean = (mean - mean.min()) / max(float(mean.max() - mean.min()), 1e-12)
-    kept = upsample(threshold_mass(res.attention, mass).astype(np.float32), patch, "nearest") > 0.5
+    # The head mean of CLS rows is itself a distribution over patches: threshold it the same way.
+    kept_patches = threshold_mass(np.concatenate([res.attention, res.attention.mean(0, keepdims=True)]), mass)
+    kept = upsample(kept_patches.astype(np.float32), patch, "nearest") > 0.5
     pca = upsample(pca_rgb(res.features).transpose(2, 0, 1), patch, mode).transpose(1, 2, 0).clip(0, 1)
-    return AttentionPanels(image.permute(1, 2, 0).numpy(), heads, mean, kept, pca)
+    return AttentionPanels(image.permute(1, 2, 0).numpy(), heads, mean, kept[:-1], kept[-1], pca)
+
+
+def mask_boundary(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """The contour of a boolean (H, W) region: its pixels within ``width`` of a pixel outside it.
+
+    The image border does not count as outside, so a region touching the edge is not outlined there.
+    """
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    m = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
+    # Erosion as a min-pool (a max-pool of the complement), replicate-padded so the border is inside.
+    k = 2 * width + 1
+    eroded = -F.max_pool2d(-F.pad(m, (width,) * 4, mode="replicate"), k, stride=1)
+    return (m > 0.5)[0, 0].numpy() & ~(eroded > 0.5)[0, 0].numpy()
 
 
 def heat(x: np.ndarray) -> np.ndarray:
@@ -161,9 +178,22 @@ def heat(x: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate([3 * x, 3 * x - 1, 3 * x - 2], -1), 0, 1)
 
 
-def overlay(panels: AttentionPanels, alpha: float) -> np.ndarray:
-    """Head-mean attention blended over the image, (H, W, 3) in [0, 1]."""
-    return (1 - alpha) * panels.image + alpha * heat(panels.mean)
+CONTOUR_RGB = (0.0, 1.0, 0.4)  # green: apart from every colour of the heat ramp
+
+
+def overlay(panels: AttentionPanels, alpha: float, head: int | None = None, contour: bool = True,
+            width: int = 1) -> np.ndarray:
+    """Attention blended over the image, with the kept region's contour; (H, W, 3) in [0, 1].
+
+    Args:
+        head: which head to show (0-based); ``None`` shows the head mean.
+        contour: outline the patches holding the top ``mass`` of that attention.
+    """
+    att, kept = (panels.mean, panels.kept_mean) if head is None else (panels.heads[head], panels.kept[head])
+    out = (1 - alpha) * panels.image + alpha * heat(att)
+    if contour:
+        out = np.where(mask_boundary(kept, width)[..., None], np.asarray(CONTOUR_RGB), out)
+    return out
 
 
 def kept_heads(panels: AttentionPanels) -> np.ndarray:
