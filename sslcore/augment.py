@@ -28,6 +28,7 @@ class ViewConfig:
     crop_scale: tuple[float, float] = (0.08, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip_p: float = 0.5
+    rotation: float = 0.0  # max degrees of a uniform random rotation; 0 in SimCLR (its data is upright)
     jitter_p: float = 0.8
     brightness: float = 0.4
     contrast: float = 0.4
@@ -48,6 +49,8 @@ class ViewConfig:
         for name in ("hflip_p", "jitter_p", "gray_p", "blur_p", "solarize_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
+        if not 0 <= self.rotation <= 180:
+            raise ValueError(f"rotation must be in [0, 180] degrees, got {self.rotation}")
         if not 0 <= self.hue <= 0.5:
             raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
 
@@ -150,7 +153,7 @@ class BatchViews(torch.nn.Module):
         return normalize(x) if c.normalize else x
 
     def crop_flip(self, x: Tensor, g: torch.Generator) -> Tensor:
-        """RandomResizedCrop + horizontal flip as one per-sample affine resampling."""
+        """RandomResizedCrop + horizontal flip (+ rotation) as one per-sample affine resampling."""
         c, n, dev = self.cfg, len(x), x.device
         area = _uniform(n, *c.crop_scale, g, dev)
         log_ratio = _uniform(n, math.log(c.crop_ratio[0]), math.log(c.crop_ratio[1]), g, dev)
@@ -160,10 +163,16 @@ class BatchViews(torch.nn.Module):
         h = (area / ratio).sqrt().clamp(max=1.0)
         cx = (torch.rand(n, generator=g, device=dev) * (1 - w) + w / 2) * 2 - 1
         cy = (torch.rand(n, generator=g, device=dev) * (1 - h) + h / 2) * 2 - 1
-        flip = torch.where(_coin(n, c.hflip_p, g, dev), -1.0, 1.0)
+        sx = w * torch.where(_coin(n, c.hflip_p, g, dev), -1.0, 1.0)
         theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
-        theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
-        theta[:, 1, 1], theta[:, 1, 2] = h, cy
+        if c.rotation > 0:
+            # Rotate the sampling window about its centre: input = R(angle) @ diag(sx, h) @ output + centre.
+            angle = _uniform(n, -c.rotation, c.rotation, g, dev) * (math.pi / 180)
+            cos, sin = angle.cos(), angle.sin()
+            theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos * sx, -sin * h, sin * sx, cos * h
+        else:
+            theta[:, 0, 0], theta[:, 1, 1] = sx, h
+        theta[:, 0, 2], theta[:, 1, 2] = cx, cy
         grid = F.affine_grid(theta, [n, 3, c.size, c.size], align_corners=False)
         # Antialias big downscales so that a full-image crop of a 64 px image to 32 px does not alias.
         if x.shape[-1] >= 2 * c.size:

@@ -102,3 +102,23 @@ def test_crop_area_matches_scale_range():
     # Small crops land mostly inside one half: per-view means are near 0 or 1, not 0.5.
     assert (small.mean((1, 2, 3)) - 0.5).abs().mean() > 0.3
     assert math.isclose(float(small.mean()), 0.5, abs_tol=0.15)
+
+
+def test_rotation_turns_the_view_about_its_centre():
+    size = 32
+    u = torch.linspace(-1, 1, size)
+    yy, xx = torch.meshgrid(u, u, indexing="ij")
+    disc = ((xx**2 + yy**2) < 0.4).to(torch.uint8).mul(255).expand(8, 3, size, size).contiguous()
+    bar = ((yy.abs() < 0.15) & (xx.abs() < 0.8)).to(torch.uint8).mul(255).expand(8, 3, size, size).contiguous()
+    still = dict(crop_scale=(1, 1), crop_ratio=(1, 1), hflip_p=0, jitter_p=0, gray_p=0, normalize=False)
+    rotate = BatchViews(ViewConfig(rotation=180, **still))
+    # A centred disc is rotation invariant; a horizontal bar is not, and each sample turns its own way.
+    # (Only edge pixels change, by interpolation.)
+    assert (rotate(disc, torch.Generator().manual_seed(0)) - disc.float() / 255).abs().mean() < 0.02
+    turned = rotate(bar, torch.Generator().manual_seed(0))
+    assert (turned - bar.float() / 255).abs().mean() > 0.05
+    assert len({round(v.sum().item(), 2) for v in turned[:, 0, :, :16]}) > 4
+    # No rotation asked: the recipe is the identity, as before.
+    assert torch.allclose(BatchViews(ViewConfig(**still))(bar, torch.Generator()), bar.float() / 255, atol=1e-5)
+    with pytest.raises(ValueError, match="rotation"):
+        ViewConfig(rotation=200)

@@ -20,6 +20,8 @@ class SimCLRConfig:
     hidden_dim: int = 512  # paper: 2048
     out_dim: int = 128  # paper: 128
     crop_scale: tuple[float, float] = (0.08, 1.0)  # paper: (0.08, 1.0)
+    view_size: int = 0  # paper: the image size (0); smaller views make steps cheaper, features are still read at image_size
+    rotation: float = 0.0  # paper: none (max degrees of random rotation; for data with no upright pose)
     color_strength: float = 0.5  # paper: 0.5 on CIFAR-10, 1.0 on ImageNet (jitter 0.8s/0.8s/0.8s/0.2s)
 
 
@@ -33,8 +35,8 @@ class SimCLR(Method):
         super().__init__(backbone, cfg)
         self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim))
         c = cfg.color_strength
-        self.views = BatchViews(recipe("simclr", cfg.image_size, crop_scale=tuple(cfg.crop_scale), brightness=0.8 * c,
-                                       contrast=0.8 * c, saturation=0.8 * c, hue=min(0.5, 0.2 * c)))
+        self.views = BatchViews(recipe("simclr", cfg.view_size or cfg.image_size, crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation,
+                                       brightness=0.8 * c, contrast=0.8 * c, saturation=0.8 * c, hue=min(0.5, 0.2 * c)))
 
     def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
         b = len(images)
