@@ -212,11 +212,15 @@ def test_colorization_input_is_gray_and_target_restores_the_colour():
 def test_ab_bins_soft_encoding_and_rebalancing():
     bins = colorization.ab_bins(10.0)
     assert len(bins) == 261 and (bins % 10 == 0).all() and (bins == 0).all(1).any()
-    ab = torch.tensor([[0.0, 0.0], [23.0, -41.0], [3.0, 4.0]])
-    z = colorization.soft_encode(ab, bins)
-    assert torch.allclose(z.sum(1), torch.ones(3)) and ((z > 0).sum(1) == 5).all()
-    nearest = ((ab[:, None] - bins) ** 2).sum(-1).argmin(1)
-    assert torch.equal(z.argmax(1), nearest)
+    ab = torch.cat([torch.rand(20_000, 2) * 220 - 110, torch.tensor([[0.0, 0.0], [5.0, 5.0], [-127.9, 127.9]])])
+    index, weight = colorization.SoftEncoder(10.0)(ab)
+    assert index.shape == weight.shape == (len(ab), 5) and torch.allclose(weight.sum(1), torch.ones(len(ab)))
+    # The lookup table gives the exact answer of a search over all bins (paper: 5 neighbours, sigma 5).
+    d2 = ((ab[:, None] - bins) ** 2).sum(-1)
+    near_d2, near = d2.topk(5, dim=1, largest=False)
+    assert torch.allclose(d2.gather(1, index), near_d2, atol=1e-3)
+    assert torch.allclose(weight, torch.softmax(-near_d2 / 50, dim=1), atol=1e-5)
+    assert (index[:, 0] == near[:, 0]).float().mean() > 0.999  # ties aside, the nearest bin first
     uniform = torch.full((len(bins),), 1 / len(bins))
     w_uniform = colorization.rebalancing_weights(uniform, bins)
     inner = (bins.norm(dim=1) < 60)  # the smoothing loses mass only at the gamut's border
