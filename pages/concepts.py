@@ -34,7 +34,7 @@ with nce_tab:
     loss, weights = info_nce_terms(pos_sim, negs, t)
     st.metric("InfoNCE loss of this anchor", f"{loss:.3f}")
     st.bar_chart({"negative similarity": [f"{s:+.1f}" for s in negs], "gradient weight": weights},
-                 x="negative similarity", y="gradient weight")
+                 x="negative similarity", y="gradient weight", sort=False)
     ex = uc.nt_xent(pos_sim)
     shown = st.radio("Across batch sizes, at a random init", ["loss", "share of the gradient on the hardest 10%",
                                                                "effective number of negatives"], horizontal=True)
@@ -69,15 +69,19 @@ with mask_tab:
     ratio = c1.slider("mask ratio", 0.25, 0.9, 0.75, step=0.05)
     seed = int(c2.number_input("seed", 0, 10_000, 0))
     masks = uc.example_masks(ratio, seed)
-    titles = [f"{s}: {m.mean():.0%} hidden, distance {nearest_visible_distance(m, uc.GRID):.2f}, "
-              f"uniformity {coverage_uniformity(m, uc.GRID):.2f}" for s, m in zip(("random", "block", "grid"), masks)]
-    st.plotly_chart(mask_grid_figure(masks, uc.GRID, titles))
+    strategies = ("random", "block", "grid")
+    st.plotly_chart(mask_grid_figure(masks, uc.GRID, [f"{s} (dark: hidden)" for s in strategies]))
+    st.table({"mask": strategies, "hidden": [f"{m.mean():.0%}" for m in masks],
+              "difficulty (distance to visible)": [f"{nearest_visible_distance(m, uc.GRID):.2f}" for m in masks],
+              "coverage uniformity": [f"{coverage_uniformity(m, uc.GRID):.2f}" for m in masks]})
     stats = uc.mask_study()
     left, right = st.columns(2)
-    left.plotly_chart(overlay_figure(uc.study_curves(stats, "difficulty"), "reconstruction difficulty: mean distance "
-                                     "from a hidden patch to the nearest visible one", "mask ratio", "patches", True))
-    right.plotly_chart(overlay_figure(uc.study_curves(stats, "uniformity"), "coverage uniformity of the visible "
-                                      "patches (4x4 areas)", "mask ratio", "0 clumped, 1 even", True))
+    left.plotly_chart(overlay_figure(uc.study_curves(stats, "difficulty"), "difficulty (64 masks each)",
+                                     "mask ratio", "patches to nearest visible", True))
+    right.plotly_chart(overlay_figure(uc.study_curves(stats, "uniformity"), "coverage uniformity (4x4 areas)",
+                                      "mask ratio", "0 clumped, 1 even", True))
+    st.caption("Curves use the hidden fraction actually drawn: a grid keeps one patch per cell, so its ratio snaps "
+               "to the nearest regular pattern (25% gives no mask at all, 90% gives 86%).")
     st.info("Grid masks leave every hidden patch a visible neighbour: easy to fill in by interpolation. Block "
             "masks hide whole regions, so some patches lie far from any context. Random masking at MAE's 75% "
             "sits between: hard enough to need semantics, with context spread over the whole image.")

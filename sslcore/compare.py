@@ -191,7 +191,8 @@ def comparison_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         c, s, sc = r.config, r.summary, all_scores[r.id]
         knn = s.get("knn_protocol") or {}
         row: dict[str, Any] = {
-            "run": r.id, "method": r.method, "status": r.status, "dataset": _data_text(c),
+            "run": r.id, "method": r.method, "status": r.status, "fairness": "; ".join(map(str, flags[r.id])) or "ok",
+            "dataset": _data_text(c),
             "budget": budget_text(c), "steps": s.get("steps"), "seconds": s.get("seconds"),
             "backbone": c.get("backbone"), "batch": c.get("batch_size"), "image size": c.get("image_size"),
             "seed": c.get("seed"),
@@ -203,7 +204,6 @@ def comparison_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
             m = sc.get(name)
             row[name] = None if m is None else _round(m.value)
             row[f"{name} protocol"] = "" if m is None else describe_protocol(m.protocol)
-        row["fairness"] = "; ".join(map(str, flags[r.id])) or "ok"
         rows.append(row)
     return rows
 
