@@ -11,13 +11,12 @@ with race_tab:
     st.caption("A race trains several methods on the same data, backbone, budget and seed. On CPU they run one "
                "after another from one queue, so each gets the whole machine; on a GPU they train together. "
                "Races stay in the run store: pick any past one below.")
-    submitted = race_form()
+    submitted, launched = race_form(), None
     if submitted is not None:
         methods, base = submitted
-        group_id, _ = launch_race(race_configs(methods, base), run_store())
-        st.session_state["race"] = group_id
-        st.query_params["race"] = group_id
-    group_id = pick_race()
+        launched, _ = launch_race(race_configs(methods, base), run_store())
+        st.query_params["race"] = launched
+    group_id = pick_race(select=launched)
     if group_id is None:
         st.info("No races yet: start one above.")
     else:

@@ -32,7 +32,7 @@ VIT_ONLY_METHODS = frozenset({"mae"})
 RACE_VIT_BACKBONE = "vit_tiny"
 RACE_PREFIX = "race-"
 
-# Properties that make scores incomparable outright, and those that make a comparison unequal.
+# Properties that make scores incomparable outright (any other difference makes a comparison unequal).
 INCOMPARABLE = ("dataset", "budget kind", "image size")
 _SCORE_KEYS = ("top1", "accuracy", "value", "score")
 

@@ -232,3 +232,12 @@ def test_race_form_launches_one_group(at):
     assert len(at.get("progress")) == 2
     assert len(at.dataframe) == 2  # the race's result table, and the Compare tab preselects the race
     assert sorted(at.dataframe[1].value["run"]) == sorted(r.id for r in records)
+    # A second race becomes the one shown, and the first stays in the history.
+    at.multiselect(key="race_methods").set_value(["moco"])
+    next(b for b in at.button if b.label == "Start the race").click()
+    at.run()
+    (second,) = [r for r in store.list() if r.group_id != records[0].group_id]
+    store.request_stop(second.id)
+    assert at.selectbox(key="race_pick").value == second.group_id
+    assert at.selectbox(key="race_pick").options[1].startswith(time.strftime("%Y"))  # described, not raw ids
+    wait_done(store, [second.id])

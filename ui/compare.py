@@ -30,7 +30,7 @@ def comparison_table(records: list[RunRecord], key: str) -> None:
         st.error(f"Apples to oranges: these runs differ in {', '.join(diff['incomparable'])}. Their scores do "
                  "not measure the same thing; see the fairness column.")
     if diff.get("differs"):
-        st.warning(f"Unequal conditions: {', '.join(diff['differs'])} differ between runs (fairness column).")
+        st.warning(f"Unequal conditions: the runs differ in {', '.join(diff['differs'])} (see the fairness column).")
     if not diff and len(records) > 1:
         st.success("Same data, budget, seed, backbone and protocols: a fair comparison.")
     st.dataframe(comparison_rows(records), hide_index=True, key=f"{key}_table")
@@ -43,8 +43,9 @@ def curves(records: list[RunRecord], key: str) -> None:
     metrics = {label(r): store.metrics(r.id) for r in records}
     times = {label(r): store.step_seconds(r.id) for r in records} if x == "seconds" else {}
     left, right = st.columns(2)
-    left.plotly_chart(overlay_figure(align_curves(metrics, times, "loss", x), "training loss (scales differ "
-                                     "between methods: compare shapes, not heights)", X_AXES[x]), key=f"{key}_loss")
+    left.plotly_chart(overlay_figure(align_curves(metrics, times, "loss", x), "training loss", X_AXES[x]),
+                      key=f"{key}_loss")
+    left.caption("Each method has its own loss: compare the shapes of the curves, not their heights.")
     right.plotly_chart(overlay_figure(align_curves(metrics, times, "knn_top1", x), "online kNN top-1 (%)",
                                       X_AXES[x], "%", markers=True), key=f"{key}_knn")
 
@@ -109,16 +110,16 @@ def race_form(key: str = "race") -> tuple[list[str], RunConfig] | None:
                               max_seconds=float(budget) if budget_kind == "seconds" else None)
 
 
-def pick_race(key: str = "race") -> str | None:
-    """A past or current race from the store (the one in the URL or session first)."""
+def pick_race(key: str = "race", select: str | None = None) -> str | None:
+    """A past or current race from the store; ``select`` (a just-launched race) or the URL's goes first."""
     all_races = races(run_store().list())
     if not all_races:
         return None
     ids = [r.group_id for r in all_races]
-    current = st.session_state.get("race") or st.query_params.get("race")
-    index = ids.index(current) if current in ids else 0
+    wanted = select or st.session_state.get(f"{key}_pick") or st.query_params.get("race")
+    st.session_state[f"{key}_pick"] = wanted if wanted in ids else ids[0]
     described = {r.group_id: r.describe() for r in all_races}
-    return st.selectbox("Race", ids, index=index, format_func=described.get, key=f"{key}_pick")
+    return st.selectbox("Race", ids, format_func=described.get, key=f"{key}_pick")
 
 
 def race_panel(group_id: str, key: str = "race") -> None:
