@@ -128,3 +128,33 @@ def dino_loss(student_out: list[Tensor], teacher_out: list[Tensor], center: Tens
                     total = total + -(pt * log_ps).sum(-1).mean()
                     pairs += 1
         return total / pairs
+
+
+def mae_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = False, eps: float = 1e-6) -> Tensor:
+    """MAE's reconstruction loss on the masked patches only (He et al. 2021, sec. 3, ``forward_loss``).
+
+    Args:
+        pred: (N, L, P) decoder predictions, one row of P = p*p*C pixel values per patch.
+        target: (N, L, P) patchified target image (detached here).
+        mask: (N, L), 0 visible, 1 masked; only masked patches count.
+        norm_pix: regress each target patch normalised by its own mean and variance (the
+            paper's better-representation variant, sec. 3 "Reconstruction target"); the
+            variance is the unbiased one, as in the official code.
+        eps: added to the variance before the square root (official: 1e-6).
+
+    Returns:
+        Scalar: the per-patch mean squared error over P values, averaged over masked patches
+        (``sum(loss * mask) / sum(mask)``, the official reduction). NaN when nothing is masked.
+    """
+    if pred.shape != target.shape or pred.dim() != 3 or mask.shape != pred.shape[:2]:
+        raise ValueError(f"expected pred, target (N, L, P) and mask (N, L), got {tuple(pred.shape)}, "
+                         f"{tuple(target.shape)} and {tuple(mask.shape)}")
+    with _fp32(pred):
+        target = target.detach().float()
+        if norm_pix:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + eps) ** 0.5
+        loss = ((pred.float() - target) ** 2).mean(dim=-1)  # (N, L) per-patch MSE
+        mask = mask.float()
+        return (loss * mask).sum() / mask.sum()

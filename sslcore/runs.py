@@ -165,6 +165,13 @@ class RunStore:
             values.append(float("nan") if value is None else value)
         return out
 
+    def step_seconds(self, run_id: str) -> dict[int, float]:
+        """``step -> training seconds`` when the step was logged, to plot curves against time."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT step, MAX(seconds) FROM metrics WHERE run_id = ? GROUP BY step",
+                              (run_id,)).fetchall()
+        return {int(step): float(seconds) for step, seconds in rows}
+
     def export_metrics(self, run_id: str) -> None:
         """Write the run's metrics into its folder, so the folder alone describes the run."""
         data = {k: {"step": s, "value": v} for k, (s, v) in self.metrics(run_id).items()}

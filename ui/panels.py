@@ -7,6 +7,7 @@ import zipfile
 
 import streamlit as st
 
+from sslcore.runner import read_preview
 from sslcore.runs import ACTIVE, RunRecord
 from sslcore.viz.figures import last_value, run_figures
 from ui.state import run_store
@@ -49,6 +50,11 @@ def draw_run(record: RunRecord, key: str) -> None:
         cols = st.columns(2)
         for col, name in zip(cols, names[row:row + 2]):
             col.plotly_chart(figs[name], key=f"{key}_{name}")
+    preview = read_preview(run_store().run_dir(record.id))
+    if preview is not None:
+        png, text = preview
+        st.image(png, caption=f"Fixed {text.get('source', 'held-out')} images at step {text.get('step', '?')}. "
+                              f"{text.get('caption', '')}")
 
 
 def live_run(run_id: str, key: str = "live") -> None:

@@ -8,8 +8,14 @@ from torch import nn
 
 from sslcore.methods.base import Method, StepOutput
 from sslcore.methods.byol import BYOL
+from sslcore.methods.colorization import Colorization
 from sslcore.methods.dino import DINO
+from sslcore.methods.inpainting import Inpainting
+from sslcore.methods.jigsaw import Jigsaw
+from sslcore.methods.mae import MAE
 from sslcore.methods.moco import MoCo
+from sslcore.methods.relpos import RelPos
+from sslcore.methods.rotation import Rotation
 from sslcore.methods.simclr import SimCLR
 
 METHODS: dict[str, type[Method]] = {
@@ -17,6 +23,12 @@ METHODS: dict[str, type[Method]] = {
     MoCo.name: MoCo,
     BYOL.name: BYOL,
     DINO.name: DINO,
+    Rotation.name: Rotation,
+    Jigsaw.name: Jigsaw,
+    RelPos.name: RelPos,
+    Colorization.name: Colorization,
+    Inpainting.name: Inpainting,
+    MAE.name: MAE,
 }
 
 
