@@ -97,3 +97,79 @@ def series_figure(series: dict[str, Any], title: str, xaxis: str = "step") -> go
     fig.update_layout(title=title, height=340, xaxis_title=xaxis, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h"))
     return fig
+
+
+def overlay_figure(curves: dict[str, tuple[list[float], list[float]]], title: str, xaxis: str = "step",
+                   yaxis: str = "", markers: bool = False, height: int = 300) -> go.Figure:
+    """Several runs' (x, y) curves on shared axes, one trace per label (Compare page, races, studies)."""
+    fig = go.Figure()
+    for label, (xs, ys) in curves.items():
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers" if markers else "lines", name=label)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=xaxis,
+                      yaxis_title=yaxis, legend=dict(orientation="h", yanchor="top", y=-0.25))
+    return fig
+
+
+def embedding_grid_figure(coords: dict[str, Any], labels: Any, classes: tuple[str, ...],
+                          cols: int = 3) -> go.Figure:
+    """Side-by-side 2-D embeddings of the same labelled points, one panel per title in ``coords``.
+
+    Args:
+        coords: panel title -> (N, 2) array; every panel shows the same N points.
+        labels: (N,) class indices, one colour per class across all panels.
+    """
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    titles = list(coords)
+    rows = math.ceil(len(titles) / cols)
+    fig = make_subplots(rows=rows, cols=min(cols, len(titles)), subplot_titles=titles)
+    labels = [int(v) for v in labels]
+    palette = qualitative.Plotly + qualitative.D3
+    for i, title in enumerate(titles):
+        xy = coords[title]
+        for c in sorted(set(labels)):
+            idx = [j for j, v in enumerate(labels) if v == c]
+            name = classes[c] if c < len(classes) else str(c)
+            fig.add_scatter(x=[float(xy[j][0]) for j in idx], y=[float(xy[j][1]) for j in idx], mode="markers",
+                            marker=dict(size=4, color=palette[c % len(palette)]), name=name, legendgroup=str(c),
+                            showlegend=i == 0, row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(height=320 * rows + 40, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def mask_grid_figure(masks: Any, grid: tuple[int, int], titles: list[str]) -> go.Figure:
+    """MAE masks side by side: (K, L) with 0 keep (light), 1 remove (dark)."""
+    from plotly.subplots import make_subplots
+
+    h, w = grid
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.03)
+    for i, mask in enumerate(masks):
+        z = [[float(mask[r * w + c]) for c in range(w)] for r in range(h)]
+        fig.add_heatmap(z=z, zmin=0, zmax=1, colorscale=[[0, "#f4f1de"], [1, "#3d405b"]], showscale=False,
+                        xgap=1, ygap=1, row=1, col=i + 1)
+    fig.update_xaxes(visible=False)
+    for i in range(len(titles)):  # square patches in every panel, row 0 at the top
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def matrix_figure(z: Any, labels: list[str], title: str, zmin: float = 0.0, zmax: float = 1.0) -> go.Figure:
+    """A square matrix with its values written in the cells (e.g. view correlations op x op)."""
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=zmin, zmax=zmax, colorscale="Viridis",
+                               texttemplate="%{z:.2f}"))
+    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40, b=10),
+                      yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def points_figure(points: dict[str, tuple[float, float]], title: str, xaxis: str, yaxis: str,
+                  log: bool = True) -> go.Figure:
+    """Labelled points (e.g. one per momentum on a lag-against-jitter plane)."""
+    fig = go.Figure(go.Scatter(x=[p[0] for p in points.values()], y=[p[1] for p in points.values()],
+                               mode="markers+text+lines", text=list(points), textposition="top center"))
+    axis = "log" if log else "linear"
+    fig.update_layout(title=title, height=340, xaxis_title=xaxis, yaxis_title=yaxis, xaxis_type=axis, yaxis_type=axis,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
