@@ -1,32 +1,46 @@
 import streamlit as st
 
-from sslcore.viz.attention import attention_panels, kept_heads, overlay, resize_longer_side
+from sslcore.viz.attention import attention_panels, overlay, resize_longer_side
 from ui.images import pick_image
-from ui.models import pick_vit
+from ui.models import pick_model
 
 st.title("DINO attention")
 st.caption("Where does the CLS token look? Self-attention of the CLS query to every patch, per head, "
            "as in Caron et al. 2021 (attention weights materialised; timm's fused kernel switched off and restored).")
 left, right = st.columns([1, 2])
 with left:
-    model = pick_vit("att_model")
+    loaded = pick_model("att_model", "vit")
     image = pick_image("att_image")
-    size = st.select_slider("Longer side (px)", [64, 128, 224, 320, 448], 224)
+    sizes = [64, 128, 224, 320, 448]
+    trained = loaded.image_size if loaded is not None else None
+    # A model trained on small images sees objects at that scale: start at twice its training size.
+    default = min(sizes, key=lambda s: abs(s - 2 * trained)) if trained else 224
+    size = st.select_slider("Longer side (px)", sizes, default)
 with right:
-    if model is not None:
-        depth = len(model.blocks)
+    if loaded is not None:
+        vit = loaded.vit
+        depth, n_heads = len(vit.blocks), vit.blocks[-1].attn.num_heads
         block = st.slider("Block", 1, depth, depth) - 1
         mass = st.slider("Keep the patches holding this share of each head's attention", 0.1, 1.0, 0.6)
-        mode = st.radio("Upsampling", ["nearest", "bilinear"], horizontal=True)
-        alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.6)
+        c1, c2 = st.columns(2)
+        view = c1.selectbox("Show", ["head mean", *[f"head {i + 1}" for i in range(n_heads)]])
+        mode = c2.radio("Upsampling", ["nearest", "bilinear"], horizontal=True)
+        alpha = c1.slider("Overlay opacity", 0.0, 1.0, 0.6)
+        contour = c2.toggle("Contour of the kept patches", True)
 
-if model is not None and image is not None:
-    p = attention_panels(model, resize_longer_side(image, size), block, mass, mode)
+if loaded is not None and image is not None:
+    p = attention_panels(vit, resize_longer_side(image, size), block, mass, mode)
+    head = None if view == "head mean" else int(view.split()[1]) - 1
+    kept = p.kept_mean if head is None else p.kept[head]
     cols = st.columns(3)
-    cols[0].image(p.image, caption="input (cropped to whole patches, aspect kept)", clamp=True)
-    cols[1].image(overlay(p, alpha), caption="head-mean attention", clamp=True)
+    cols[0].image(p.image, clamp=True,
+                  caption=f"input {p.image.shape[1]}x{p.image.shape[0]} (cropped to whole patches, aspect kept)")
+    cols[1].image(overlay(p, alpha, head, contour), clamp=True,
+                  caption=f"{view}, block {block + 1}: green outlines the patches holding {mass:.0%} "
+                          f"({kept.mean():.0%} of the image)")
     cols[2].image(p.pca, caption="patch features: first 3 principal components as RGB", clamp=True)
-    st.subheader(f"Per head, block {block + 1}: bright = patches holding {mass:.0%} of the head's attention")
-    hcols = st.columns(min(6, len(p.heads)))
-    for i, (shown, kept) in enumerate(zip(kept_heads(p), p.kept)):
-        hcols[i % len(hcols)].image(shown, caption=f"head {i + 1}: {kept.mean():.0%} of the image", clamp=True)
+    st.subheader(f"Per head, block {block + 1}")
+    hcols = st.columns(min(6, n_heads))
+    for i in range(n_heads):
+        share = f"{mass:.0%} of its attention on {p.kept[i].mean():.0%} of the image"
+        hcols[i % len(hcols)].image(overlay(p, 1.0, i, contour), clamp=True, caption=f"head {i + 1}: {share}")

@@ -1,51 +1,117 @@
-"""Models the visualisation pages can look inside: random init, the user's runs, online hubs."""
+"""Choosing a model to look inside: the lab's checkpoints, random init, the user's runs, a file, a hub."""
 
 from __future__ import annotations
 
-import streamlit as st
-import timm
-from torch import nn
+import hashlib
 
-from sslcore.models import is_vit
-from sslcore.runner import load_run
+import streamlit as st
+
+from sslcore.checkpoint import CheckpointError
+from sslcore.models import load
+from sslcore.models.load import LoadedModel
 from ui.state import run_store
 
-
-@st.cache_resource(max_entries=4)
-def random_vit(image_size: int = 224) -> nn.Module:
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=image_size,
-                             dynamic_img_size=True).eval()
-
-
-@st.cache_resource(max_entries=4)
-def run_backbone(run_id: str) -> nn.Module:
-    method, _ = load_run(run_store().run_dir(run_id))
-    return method.backbone.eval()
+SHIPPED, RANDOM, RUNS, FILE = "lab checkpoint", "random init", "my runs", "local file"
+HUB = {"vit": "timm hub (online)", "mae": "HF hub (online)"}
 
 
 @st.cache_resource(max_entries=2)
-def hub_vit(name: str) -> nn.Module:
-    """timm weights from the hub; needs a network connection (never used by tests)."""
-    return timm.create_model(name, pretrained=True, num_classes=0, dynamic_img_size=True).eval()
+def default_model(kind: str) -> LoadedModel:
+    return load.default_model(kind)
 
 
-def pick_vit(key: str) -> nn.Module | None:
-    """Widgets to choose a ViT; explains instead of failing when a choice cannot load."""
-    vit_runs = [r.id for r in run_store().list(status=("finished", "stopped")) if r.backbone.startswith("vit")]
-    source = st.radio("Model", ["random init", "my runs", "timm hub (online)"], horizontal=True, key=f"{key}_src")
-    try:
-        if source == "random init":
-            return random_vit()
-        if source == "my runs":
-            if not vit_runs:
-                st.info("No finished run with a ViT backbone yet: train DINO or MAE with vit_tiny on the Train page.")
-                return None
-            return run_backbone(st.selectbox("Run", vit_runs, key=f"{key}_run"))
-        name = st.selectbox("timm model", ["vit_small_patch16_224.dino", "vit_small_patch8_224.dino",
-                                           "vit_base_patch16_224.dino"], key=f"{key}_hub")
-        with st.spinner(f"Downloading {name}..."):
-            model = hub_vit(name)
-        return model if is_vit(model) else None
-    except Exception as e:  # noqa: BLE001 - offline hubs and damaged runs end in a message, not a crash
-        st.error(f"Could not load this model: {e}")
+@st.cache_resource(max_entries=2)
+def random_model(kind: str) -> LoadedModel:
+    return load.random_init(kind)
+
+
+@st.cache_resource(max_entries=4)
+def shipped_model(name: str) -> LoadedModel:
+    return load.load_shipped(name)
+
+
+@st.cache_resource(max_entries=4)
+def run_model(run_id: str) -> LoadedModel:
+    return load.from_run(run_store().run_dir(run_id))
+
+
+@st.cache_resource(max_entries=2)
+def file_model(digest: str, filename: str, _data: bytes) -> LoadedModel:
+    # Keyed by the file's digest: hashing a 300 MB upload on every rerun would cost seconds.
+    return load.load_local_file(_data, filename)
+
+
+@st.cache_resource(max_entries=2)
+def hub_model(kind: str, name: str) -> LoadedModel:
+    """Downloads on first use; never called by tests."""
+    return load.hub_timm(name) if kind == "vit" else load.hub_hf_mae(name)
+
+
+def _runs(kind: str) -> list[str]:
+    done = run_store().list(status=("finished", "stopped"))
+    if kind == "mae":
+        return [r.id for r in done if r.method == "mae"]
+    return [r.id for r in done if r.backbone.startswith("vit")]
+
+
+def _pick(kind: str, source: str, key: str) -> LoadedModel | None:
+    what = "DINO ViT" if kind == "vit" else "MAE"
+    if source == SHIPPED:
+        names = load.shipped_names(kind)
+        return shipped_model(st.selectbox("Checkpoint", names, key=f"{key}_ship")) if names else default_model(kind)
+    if source == RANDOM:
+        return random_model(kind)
+    if source == RUNS:
+        runs = _runs(kind)
+        if not runs:
+            hint = "MAE" if kind == "mae" else "DINO (or MAE) with a vit_tiny backbone"
+            st.info(f"No finished run for this page yet: train {hint} on the Train page.")
+            return None
+        return run_model(st.selectbox("Run", runs, key=f"{key}_run"))
+    if source == FILE:
+        up = st.file_uploader(f"A {what} checkpoint (.safetensors, or .pth/.pt: loaded as weights only, never as code)",
+                              type=["safetensors", "pth", "pt"], key=f"{key}_file",
+                              max_upload_size=load.MAX_CHECKPOINT_BYTES // 2**20)
+        if up is None:
+            st.info("Files from `sslcore export` rebuild exactly; other ViT weights (timm, DINO, MAE) are matched "
+                    "by their tensor shapes.")
+            return None
+        data = up.getvalue()
+        return file_model(hashlib.sha256(data).hexdigest(), up.name, data)
+    names = load.TIMM_DINO + load.TIMM_MAE_ENCODERS if kind == "vit" else load.HF_MAE + load.TIMM_MAE_ENCODERS
+    name = st.selectbox("Model", names, key=f"{key}_hub")
+    if kind == "mae" and name in load.TIMM_MAE_ENCODERS:
+        st.warning(load.ENCODER_ONLY_NOTE)
         return None
+    with st.spinner(f"Downloading {name}..."):
+        return hub_model(kind, name)
+
+
+def pick_model(key: str, kind: str) -> LoadedModel | None:
+    """Widgets to choose a model of ``kind`` ("vit" for attention, "mae" for reconstructions).
+
+    Anything that cannot load (offline hub, damaged or foreign file, a pickle that needs code)
+    ends in a message on the page, never in an exception.
+    """
+    source = st.radio("Model", [SHIPPED, RANDOM, RUNS, FILE, HUB[kind]], horizontal=True, key=f"{key}_src")
+    try:
+        loaded = _pick(kind, source, key)
+    except CheckpointError as e:
+        st.error(str(e))
+        return None
+    except ImportError as e:  # the optional `transformers` for HF models
+        st.error(str(e))
+        return None
+    except Exception as e:  # noqa: BLE001 - hub downloads offline, damaged runs: a message, not a crash
+        st.error(f"Could not load this model: {type(e).__name__}: {e}")
+        return None
+    if loaded is None:
+        return None
+    if kind == "mae" and loaded.kind != "mae":
+        st.warning(f"{loaded.source} is a ViT without an MAE decoder: it cannot reconstruct. Use it on the "
+                   "DINO attention page, or choose an MAE (a file from `sslcore export` of an MAE run carries one).")
+        return None
+    st.caption(loaded.source)
+    for note in loaded.notes:
+        st.caption(f":material/info: {note}")
+    return loaded

@@ -64,7 +64,8 @@ class LoadedModel:
         kind: ``"vit"`` or ``"mae"``.
         source: where it came from, for captions.
         notes: caveats to show beside the panels (random weights, guessed head count, ...).
-        config: how to rebuild it (the shipped/exported JSON config), empty for foreign files.
+        config: its architecture (``kind``, ``method``, ``backbone``, ``image_size``, ``options``; for
+            exports also the provenance); empty for foreign files.
         image_size: the image size it was trained at (or its position table's), when known.
     """
 
@@ -213,12 +214,15 @@ def from_run(run_dir: str | Path) -> LoadedModel:
     method, cfg = load_run(run_dir)
     kind, prefix = export_part(cfg.method)
     source = f"run {Path(run_dir).name} ({cfg.method}, {cfg.backbone})"
+    arch = {"kind": kind, "method": cfg.method, "backbone": cfg.backbone, "image_size": cfg.image_size,
+            "options": cfg.options}
     if kind == "mae":
-        return LoadedModel(method.eval(), "mae", source, image_size=cfg.image_size)
+        return LoadedModel(method.eval(), "mae", source, config=arch, image_size=cfg.image_size)
     module = method.get_submodule(prefix.rstrip("."))
     if not is_vit(module):
-        raise CheckpointError(f"{source} has a {cfg.backbone} backbone; attention maps need a ViT (vit_tiny, vit_small)")
-    return LoadedModel(module.eval(), "vit", source, image_size=cfg.image_size)
+        raise CheckpointError(f"{source} has a {cfg.backbone} backbone; attention maps need a ViT "
+                              "(vit_tiny, vit_small)")
+    return LoadedModel(module.eval(), "vit", source, config=arch, image_size=cfg.image_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +237,8 @@ def read_checkpoint_bytes(data: bytes, filename: str) -> tuple[dict[str, Tensor]
     if not data:
         raise CheckpointError(f"{filename} is empty")
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{filename} is {len(data) / 2**20:.0f} MB; the limit is {MAX_CHECKPOINT_BYTES // 2**20} MB")
+        raise CheckpointError(f"{filename} is {len(data) / 2**20:.0f} MB; "
+                              f"the limit is {MAX_CHECKPOINT_BYTES // 2**20} MB")
     suffix = Path(filename).suffix.lower()
     if suffix == ".safetensors":
         try:
@@ -260,7 +265,8 @@ def _torch_load_weights_only(data: bytes, filename: str) -> dict[str, Tensor]:
             "executes code from a file. Save a plain state_dict (`torch.save(model.state_dict(), path)`) or a "
             f".safetensors file instead. ({str(e).splitlines()[0][:200]})") from e
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{filename} is truncated or not a PyTorch checkpoint: {str(e).splitlines()[0][:200]}") from e
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CheckpointError(f"{filename} is truncated or not a PyTorch checkpoint: {reason}") from e
     return unwrap_state_dict(obj, filename)
 
 
@@ -273,7 +279,8 @@ def unwrap_state_dict(obj: Any, filename: str = "checkpoint") -> dict[str, Tenso
     for _ in range(3):
         if not isinstance(obj, Mapping):
             break
-        inner = next((obj[k] for k in ("teacher", "state_dict", "model", "module") if isinstance(obj.get(k), Mapping)), None)
+        inner = next((obj[k] for k in ("teacher", "state_dict", "model", "module")
+                      if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             break
         obj = inner

@@ -1,0 +1,145 @@
+"""The attention and MAE pages in AppTest: every kind of upload ends in panels or a clear message."""
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from sslcore import data
+
+APP = str(Path(__file__).parents[1] / "app.py")
+PAGES = {"pages/attention.py": "att", "pages/mae.py": "mae"}
+
+
+def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo(w: int = 90, h: int = 60) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def app():
+    def open_page(page: str) -> AppTest:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def upload_image(at: AppTest, key: str, name: str, payload: bytes) -> AppTest:
+    at.radio(key=f"{key}_image_src").set_value("upload").run()
+    at.file_uploader(key=f"{key}_image_upload").upload(name, payload, "image/png")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def jpeg_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encoded(photo(), "JPEG", exif=exif.tobytes())
+
+
+GOOD = {"photo.png": encoded(photo()), "photo.jpg": jpeg_rotated(), "photo.webp": encoded(photo(), "WEBP"),
+        "photo.bmp": encoded(photo(), "BMP"), "photo.gif": encoded(photo().convert("P"), "GIF"),
+        "photo.tiff": encoded(photo(), "TIFF"), "deep.png": encoded(Image.new("I;16", (70, 50), 3000)),
+        "bw.png": encoded(Image.new("1", (70, 50), 1)), "rgba.png": encoded(Image.new("RGBA", (70, 50), (9, 9, 9, 0)))}
+JPEG = encoded(photo(64, 64), "JPEG")
+BAD = {"empty.png": (b"", "is empty"), "noise.png": (os.urandom(1000), "not an image Pillow can read"),
+       "cut.jpg": (JPEG[: len(JPEG) // 2], "damaged or truncated")}
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_good_uploads_show_every_panel(app, page):
+    at = app(page)
+    key = PAGES[page]
+    for name, payload in GOOD.items():
+        at = upload_image(at, key, name, payload)
+        assert not at.error, (name, [e.value for e in at.error])
+        captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
+        if page == "pages/attention.py":
+            assert any(c.startswith("input") for c in captions) and any("principal components" in c for c in captions)
+            assert sum(re.match(r"head \d+: ", c) is not None for c in captions) == 3, name  # vit_tiny: 3 heads
+        else:
+            assert [c.split(" (")[0].split(":")[0] for c in captions] == [
+                "original", "masked", "reconstruction", "reconstruction + visible patches"], name
+            assert len(at.get("plotly_chart")) == 1  # the per-patch error heatmap
+        at.file_uploader(key=f"{key}_image_upload").clear()
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_bad_uploads_get_a_clear_message(app, page, monkeypatch):
+    at = app(page)
+    key = PAGES[page]
+    cases = {name: (payload, message, {}) for name, (payload, message) in BAD.items()}
+    cases["bomb.png"] = (encoded(Image.new("RGB", (100, 100))), "megapixels", {"MAX_PIXELS": 1000})
+    cases["big.jpg"] = (JPEG, "the limit is", {"MAX_UPLOAD_BYTES": 100})
+    for name, (payload, message, limits) in cases.items():
+        with monkeypatch.context() as m:
+            for limit, value in limits.items():
+                m.setattr(data, limit, value)
+            at = upload_image(at, key, name, payload)
+        assert any(message in e.value for e in at.error), (name, [e.value for e in at.error])
+        assert not any(i.caption.startswith(("input", "original")) for el in at.get("image") for i in el.proto.imgs)
+        at.file_uploader(key=f"{key}_image_upload").clear()
+
+
+class WritesAFile:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return exec, (f"open({self.path!r}, 'w').write('pwned')",)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_bad_checkpoints_get_a_clear_message_and_never_run(app, page, tmp_path):
+    at = app(page)
+    key = PAGES[page]
+    marker = tmp_path / "pwned.txt"
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2), "payload": WritesAFile(marker)}, buf)
+    at.radio(key=f"{key}_model_src").set_value("local file").run()
+    cases = {"evil.pth": (buf.getvalue(), "never executes code"), "cut.safetensors": (b"\x10\x00\x00", "truncated"),
+             "resnet.pth": (torch_bytes({"conv1.weight": torch.zeros(4, 3, 3, 3)}), "holds no ViT")}
+    for name, (payload, message) in cases.items():
+        at.file_uploader(key=f"{key}_model_file").upload(name, payload)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(message in e.value for e in at.error), (name, [e.value for e in at.error])
+        at.file_uploader(key=f"{key}_model_file").clear()
+    assert not marker.exists()
+
+
+def torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_mae_page_refuses_a_plain_vit_and_labels_norm_pix(app):
+    import timm
+
+    at = app("pages/mae.py")
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=8, depth=1)
+    at.radio(key="mae_model_src").set_value("local file").run()
+    at.file_uploader(key="mae_model_file").upload("vit.pth", torch_bytes(vit.state_dict()))
+    at.run()
+    assert any("cannot reconstruct" in w.value for w in at.warning)
