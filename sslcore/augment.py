@@ -71,6 +71,13 @@ def recipe(name: str, size: int, **overrides: object) -> ViewConfig:
     return replace(RECIPES[name], size=size, **overrides)
 
 
+def view_size(image_size: int, scale: float) -> int:
+    """The side of views that are ``scale`` times the image side (at least 4 px)."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"view scale must be in (0, 1], got {scale}")
+    return max(4, round(image_size * scale))
+
+
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> Tensor:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
