@@ -282,10 +282,12 @@ def test_hole_loss_counts_only_the_hole():
 # ---------------------------------------------------------------------------------------------
 # every task as a method
 # ---------------------------------------------------------------------------------------------
-def test_all_five_are_registered():
+def test_all_five_are_registered_and_reload_from_their_state():
     assert set(TASKS) <= set(METHODS)
     for name in TASKS:
         assert METHODS[name].name == name and METHODS[name].Config().image_size == 32
+        saved = create_method(name, create_backbone("convnet", 32), 32).state_dict()
+        create_method(name, create_backbone("convnet", 32), 32).load_state_dict(saved)  # strict: same keys
 
 
 @pytest.mark.parametrize("backbone", ["convnet", "vit_tiny"])
@@ -322,7 +324,7 @@ def test_config_validation():
 
 
 def test_a_short_rotation_run_learns_on_digits():
-    """Digits have an upright; 60 steps measured ~75% held-out task accuracy (chance 25%)."""
+    """Digits have an upright: 40 steps measured 25% -> 68% held-out task accuracy (chance 25%), in 13 s."""
     torch.manual_seed(0)
     train, test = load_split("digits", "train", 32), load_split("digits", "test", 32)
     method = create_method("rotation", create_backbone("convnet", 32), 32)
@@ -334,9 +336,9 @@ def test_a_short_rotation_run_learns_on_digits():
         return (method.head(method.backbone(task.inputs)).argmax(1) == task.targets).float().mean().item()
 
     before = held_out_accuracy()
-    fit(method, train.images, batch_size=64, steps=60, seed=0)
+    fit(method, train.images, batch_size=64, steps=40, seed=0)
     after = held_out_accuracy()
-    assert before < 0.35 and after > 0.55, (before, after)
+    assert before < 0.35 and after > 0.5, (before, after)
 
 
 # ---------------------------------------------------------------------------------------------

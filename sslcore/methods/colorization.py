@@ -140,7 +140,9 @@ def rebalancing_weights(prior: Tensor, bins: Tensor, mix: float = 0.5, sigma: fl
 @dataclass(frozen=True)
 class ColorizationConfig:
     image_size: int = 32
-    loss: str = "classification"  # paper: "classification" over ab bins; "regression" is its L2 baseline
+    # Paper: "classification" over ab bins; "regression" (L2 on ab) is its baseline. In 60 s on CIFAR-10
+    # (convnet, batch 128; random-init kNN 32.1%) classification kept kNN at 31.1%, regression fell to 25.3%.
+    loss: str = "classification"
     grid: float = 10.0  # paper: 10 (ab bin width)
     rebalance: float = 0.5  # paper: lambda = 0.5; 1 turns rebalancing off (uniform mix)
     prior_momentum: float = 0.99  # paper: a fixed prior from all of ImageNet; ours is a running estimate

@@ -62,7 +62,7 @@ def grid_boxes(n: int, size: int, patch: float, gap: float, jitter: float, gener
     All lengths are fractions of the image side ``size``. The whole grid sits at a random place
     in the image, drawn independently of any label, and each patch then moves by up to
     ``jitter`` in x and y: the gap keeps neighbouring patches from sharing an edge the network
-    could continue (Doersch et al. 2015, sec. 3; Noroozi & Favaro 2016, sec. 3.2), the jitter
+    could continue (Doersch et al. 2015; Noroozi & Favaro 2016), the jitter
     keeps it from matching straight lines across the gap.
 
     Returns:

@@ -30,8 +30,12 @@ class RelPosConfig:
     patch: float = 0.24
     gap: float = 0.1
     jitter: float = 0.03
-    patch_resize: float = 0.5  # patches go through the backbone at this fraction of image_size (16 px at 32)
-    color_drop_p: float = 0.0  # paper: colour dropping on every patch (or projection), see color_drop
+    # Patches go through the backbone at this fraction of image_size (16 px at 32); 1.0 (32 px) cost
+    # 2.3x the step and learned no better in 60 s on CIFAR-10 (task accuracy 17% vs 38%, kNN 27.1% both).
+    patch_resize: float = 0.5
+    # Paper: colour dropping on every patch (or projection), see color_drop. Downsampling to 32 px
+    # averages most aberration away; 0.5 here cut 60 s CIFAR-10 task accuracy 38% -> 17%, kNN 27.1 -> 25.9%.
+    color_drop_p: float = 0.0
     hidden_dim: int = 512  # paper: fc7 of 4096 after the two concatenated fc6 (2 x 4096)
     crop_scale: tuple[float, float] = (0.6, 1.0)  # paper: none beyond the random patch positions
 

@@ -36,8 +36,8 @@ def views(cfg: RotationConfig) -> BatchViews:
 
 
 def make_task(images: Tensor, generator: torch.Generator, cfg: RotationConfig = RotationConfig()) -> PretextBatch:
-    """All four rotations of every image, as in the paper (sec. 2.3: the 4 rotated copies of an
-    image sit in the same batch, which they found better than one random rotation per image).
+    """All four rotations of every image, as in the paper: the 4 rotated copies of an image sit in
+    the same batch, which the authors found better than one random rotation per image.
 
     Args:
         images: (B, 3, H, W) uint8 or [0, 1] float.
@@ -56,7 +56,7 @@ class Rotation(Method):
     """Predict which of four rotations was applied: a 4-way classifier on pooled backbone features.
 
     To tell upright from upside down the network has to find the objects and know their
-    canonical orientation (paper sec. 2.2). It fails on what has none: round, symmetric shapes
+    canonical orientation. It fails on what has none: round, symmetric shapes
     and top-down textures have no answer, and low-level cues (a horizon, light from above,
     JPEG artefacts aligned with the pixel grid) can solve it without knowing objects.
     """

@@ -18,8 +18,8 @@ class ConvDecoder(nn.Module):
     A 1x1 projection to ``width`` channels, then ``ceil(log2(out_size / h))`` stages of nearest
     2x upsampling + 3x3 conv-BN-ReLU that halve the width (down to 32), and a 1x1 output conv;
     a last bilinear resize covers sizes that are not a power-of-two multiple of ``h``. It plays the
-    role of Context Encoders' up-convolutional decoder (Pathak et al. 2016, fig. 2) and of the
-    colorization network's upsampling top (Zhang et al. 2016, fig. 2), both far larger.
+    role of Context Encoders' up-convolutional decoder (Pathak et al. 2016) and of the
+    colorization network's upsampling top (Zhang et al. 2016), both far larger.
 
     Args:
         in_channels: C of the feature map.
