@@ -104,3 +104,16 @@ def test_overlay_draws_the_contour_of_the_chosen_view():
         assert edge.any()
         assert np.allclose(shown[edge], CONTOUR_RGB) and np.allclose(shown[~edge], plain[~edge])
     np.testing.assert_allclose(overlay(p, 1.0, head=2, contour=False), heat(p.heads[2]))
+
+
+def test_pca_rgb_is_the_first_three_principal_components():
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((5, 6, 16)) * np.linspace(3, 0.1, 16)  # distinct variances: unique components
+    x = feats.reshape(-1, 16) - feats.reshape(-1, 16).mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    ref = x @ vt[:3].T
+    got = pca_rgb(feats).reshape(-1, 3)
+    for c in range(3):  # each channel is its component rescaled to [0, 1], up to the component's sign
+        r = (ref[:, c] - ref[:, c].min()) / np.ptp(ref[:, c])
+        assert np.allclose(got[:, c], r, atol=1e-5) or np.allclose(got[:, c], 1 - r, atol=1e-5)
+    assert pca_rgb(rng.standard_normal((2, 2, 2)))[..., 2].max() == 0  # fewer than 3 features: black channel

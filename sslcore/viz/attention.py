@@ -117,15 +117,19 @@ def upsample(maps: np.ndarray, patch: int, mode: str = "nearest") -> np.ndarray:
 
 
 def pca_rgb(features: np.ndarray) -> np.ndarray:
-    """(h, w, D) patch features -> (h, w, 3) in [0, 1]: the first three principal components as RGB."""
+    """(h, w, D) patch features -> (h, w, 3) in [0, 1]: the first three principal components as RGB.
+
+    The components are the top eigenvectors of the (D, D) covariance, found in torch: on two
+    cores a NumPy SVD of the (h*w, D) matrix left BLAS threads spinning that slowed the next
+    forward pass by half (benchmarks/viz_latency.py).
+    """
     h, w, d = features.shape
-    x = features.reshape(-1, d) - features.reshape(-1, d).mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    comps = x @ vt[:3].T  # (h*w, <=3)
-    if comps.shape[1] < 3:
-        comps = np.pad(comps, ((0, 0), (0, 3 - comps.shape[1])))
-    lo, hi = comps.min(0), comps.max(0)
-    return ((comps - lo) / np.where(hi > lo, hi - lo, 1)).reshape(h, w, 3)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64)).reshape(-1, d)
+    x = x - x.mean(0)
+    _, vecs = torch.linalg.eigh(x.T @ x)  # eigenvalues ascending
+    comps = F.pad(x @ vecs[:, -3:].flip(1), (0, max(0, 3 - d)))  # (h*w, 3), largest variance first
+    lo, hi = comps.min(0).values, comps.max(0).values
+    return ((comps - lo) / torch.where(hi > lo, hi - lo, 1)).reshape(h, w, 3).float().numpy()
 
 
 @dataclass(frozen=True)
