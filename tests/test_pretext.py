@@ -359,6 +359,16 @@ def test_previews_show_the_task_in_display_range():
         task_preview("sudoku", image)
 
 
+@pytest.mark.parametrize("name", ["colorization", "inpainting"])
+def test_live_preview_of_the_dense_tasks_leaves_the_model_alone(name):
+    method = create_method(name, create_backbone("convnet", 32), 32).train()
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    grid = method.preview(random_images(6))
+    assert grid.dtype == np.uint8 and grid.shape == (4 * 96 + 3 * 2, 6 * 96 + 5 * 2, 3)  # 4 rows of 6, 3x upscaled
+    assert method.training and all(torch.equal(before[k], v) for k, v in method.state_dict().items())
+    assert method.preview_caption().startswith("Rows:")
+
+
 def test_mosaic_and_boxes():
     tiles = torch.rand(9, 3, 4, 4)
     m = mosaic(tiles, columns=3, pad=1)

@@ -10,12 +10,15 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from sslcore.augment import denormalize
 from sslcore.methods import colorization, inpainting, jigsaw, relpos, rotation
+from sslcore.methods.pretext import encode_decode
+from sslcore.viz.mae import tile
 
 TASKS = ("rotation", "jigsaw", "relpos", "colorization", "inpainting")
 
@@ -185,3 +188,57 @@ def task_preview(task: str, image: Tensor, seed: int = 0) -> list[Panel]:
     if task not in PREVIEWS:
         raise ValueError(f"unknown pretext task {task!r}; choose from {list(PREVIEWS)}")
     return PREVIEWS[task](image, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# live previews of the dense tasks during training (Method.preview)
+# ---------------------------------------------------------------------------------------------
+def _rows(rows: list[Tensor], min_size: int) -> np.ndarray:
+    """Rows of (N, 3, S, S) [0, 1] tensors -> one uint8 grid, one column per image."""
+    scale = max(1, math.ceil(min_size / rows[0].shape[-1]))
+    return tile([[im.permute(1, 2, 0).cpu().numpy() for im in row] for row in rows], scale=scale)
+
+
+@torch.no_grad()
+def colorization_grid(method: colorization.Colorization, images: Tensor, seed: int = 0,
+                      min_size: int = 96) -> np.ndarray:
+    """Rows: image, gray input, predicted colours (input lightness + predicted ab), target colours.
+
+    ``images``: (N, 3, S, S) uint8. The model runs in eval mode, which is restored after.
+    """
+    was_training = method.training
+    method.eval()
+    try:
+        g = torch.Generator(device=images.device).manual_seed(seed)
+        task = colorization.make_task(images, g, method.cfg)
+        prediction, _ = encode_decode(method.backbone, method.decoder, task.inputs)
+        gray = denormalize(task.inputs.float())
+        lightness = colorization.rgb_to_lab(gray)[:, :1]
+        size = lightness.shape[-2:]
+        predicted_ab = F.interpolate(method.decode_ab(prediction), size=size, mode="bilinear", align_corners=False)
+        target_ab = F.interpolate(task.targets, size=size, mode="bilinear", align_corners=False)
+        rows = [task.source, gray, colorization.lab_to_rgb(torch.cat([lightness, predicted_ab], 1)),
+                colorization.lab_to_rgb(torch.cat([lightness, target_ab], 1))]
+    finally:
+        method.train(was_training)
+    return _rows(rows, min_size)
+
+
+@torch.no_grad()
+def inpainting_grid(method: inpainting.Inpainting, images: Tensor, seed: int = 0, min_size: int = 96) -> np.ndarray:
+    """Rows: masked input, the whole prediction, the prediction pasted into the hole, the image.
+
+    ``images``: (N, 3, S, S) uint8. The model runs in eval mode, which is restored after.
+    """
+    was_training = method.training
+    method.eval()
+    try:
+        g = torch.Generator(device=images.device).manual_seed(seed)
+        task = inpainting.make_task(images, g, method.cfg)
+        prediction, _ = encode_decode(method.backbone, method.decoder, task.inputs)
+        predicted = denormalize(prediction)
+        rows = [denormalize(task.inputs.float()), predicted,
+                task.source * (1 - task.mask) + predicted * task.mask, task.source]
+    finally:
+        method.train(was_training)
+    return _rows(rows, min_size)
