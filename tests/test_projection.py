@@ -85,3 +85,36 @@ def test_tsne_and_dispatch():
     assert torch.equal(project(x, "PCA"), pca(x))
     with pytest.raises(ValueError, match="unknown projection"):
         project(x, "LDA")
+
+
+# ---------------------------------------------------------------------------------------------
+# scatter figure and hover thumbnails
+# ---------------------------------------------------------------------------------------------
+def test_thumbnail_sprite_holds_every_image_at_its_tile():
+    from sslcore.viz.embeddings import sprite_tile, thumbnail_sprite
+
+    g = torch.Generator().manual_seed(0)
+    colours = torch.randint(0, 256, (11, 3, 1, 1), generator=g)
+    images = colours.expand(11, 3, 16, 16).to(torch.uint8).contiguous()  # flat colours survive JPEG well
+    sprite = thumbnail_sprite(images, tile=32)
+    assert (sprite.columns, sprite.tile, sprite.count) == (4, 32, 11)  # ceil(sqrt(11)) columns, 3 rows
+    assert sprite.data_uri.startswith("data:image/jpeg;base64,")
+    for i in range(11):
+        tile = sprite_tile(sprite, i).float()
+        assert tile.shape == (3, 32, 32)
+        assert (tile[:, 4:-4, 4:-4] - colours[i].float()).abs().mean() < 8, i
+    with pytest.raises(ValueError):
+        thumbnail_sprite(images.float())
+
+
+def test_scatter_figure_one_trace_per_class_with_indices():
+    from sslcore.viz.embeddings import scatter_figure
+
+    xy = torch.arange(12, dtype=torch.float32).view(6, 2)
+    labels = torch.tensor([2, 0, 2, 1, 0, 2])
+    fig = scatter_figure(xy, labels, ("a", "b", "c"), "PCA")
+    assert [t.name for t in fig.data] == ["a", "b", "c"]
+    c = fig.data[2]
+    assert list(c.customdata) == [0, 2, 5] and list(c.x) == [0.0, 4.0, 10.0] and list(c.y) == [1.0, 5.0, 11.0]
+    assert sorted(i for t in fig.data for i in t.customdata) == list(range(6))
+    assert "customdata" in c.hovertemplate

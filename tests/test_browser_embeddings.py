@@ -1,0 +1,124 @@
+"""The Embeddings page in headless Chromium: hover a point and see its thumbnail, click it and see
+its nearest neighbours."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).parents[1]
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (.ci/run installs it)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "SSLCORE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline and proc.poll() is None, "streamlit did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1100})
+        finally:
+            browser.close()
+
+
+def point_centres(page, limit=40):
+    """Screen centres of the first scatter points (SVG paths plotly draws per marker)."""
+    points = page.locator(".st-key-emb_scatter .js-plotly-plot .scatterlayer path.point")
+    points.nth(limit - 1).wait_for(state="attached", timeout=60_000)
+    centres = []
+    for i in range(limit):
+        box = points.nth(i).bounding_box()
+        if box and box["width"] > 0:
+            centres.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+    return centres
+
+
+def wait_idle(page, quiet=2.0, timeout=60.0):
+    """Wait until no script has run for ``quiet`` seconds: a rerun can shift the chart under the mouse."""
+    status = page.locator("[data-testid=stStatusWidget]")
+    deadline, calm_since = time.time() + timeout, None
+    while time.time() < deadline:
+        if status.count() and status.first.is_visible():
+            calm_since = None
+        elif calm_since is None:
+            calm_since = time.time()
+        elif time.time() - calm_since > quiet:
+            return
+        time.sleep(0.2)
+    pytest.fail("the app kept rerunning")
+
+
+def test_hover_shows_thumbnail_and_click_shows_neighbours(server, page, tmp_path):
+    page.goto(f"{server}/embeddings")
+    page.get_by_text("random init", exact=True).click(timeout=60_000)
+    page.get_by_text("PCA of 1000 embeddings").wait_for(timeout=90_000)
+    tip = page.locator("#ssl-thumb")
+    label = page.locator(".st-key-emb_scatter .hoverlayer .hovertext")
+    wait_idle(page)
+    for x, y in point_centres(page):
+        page.mouse.move(x, y)
+        try:
+            tip.wait_for(state="visible", timeout=3_000)
+            time.sleep(0.5)  # plotly throttles hover events: let the last one land
+            break
+        except Exception:  # noqa: BLE001 - a point hidden under another: try the next one
+            continue
+    else:
+        pytest.fail("hovering the scatter never showed a thumbnail")
+    index = int(tip.get_attribute("data-index"))
+    # The thumbnail is the hovered point's: plotly's own hover label names the same index.
+    assert re.search(rf"#{index}\b", label.first.text_content())
+    assert f"#{index}" in tip.text_content()
+    image = tip.locator(".ssl-thumb-image")
+    assert "data:image/jpeg;base64" in image.evaluate("e => getComputedStyle(e).backgroundImage")
+    assert image.bounding_box()["width"] == 96
+    page.screenshot(path=str(tmp_path / "hover.png"))
+    page.mouse.click(x, y)
+    header = page.get_by_text(re.compile(r"and its 8 nearest neighbours")).first
+    header.wait_for(timeout=60_000)
+    header.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "neighbours.png"))
+    assert header.text_content().startswith(f"#{index} ("), header.text_content()
+    page.mouse.move(5, 5)
+    tip.wait_for(state="hidden", timeout=10_000)

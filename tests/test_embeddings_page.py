@@ -1,0 +1,78 @@
+"""The Embeddings page in AppTest: PCA at once, UMAP swapped in when its background job ends, and
+scores computed on demand beside their protocols."""
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).parents[1] / "app.py")
+
+
+@pytest.fixture
+def at():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.run()
+    app.switch_page("pages/embeddings.py")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def figure_title(app) -> str:
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    return spec["layout"]["title"]["text"]
+
+
+def run_until(app, done, seconds=180):
+    """``run_every`` does not tick in AppTest: rerun until the state shows."""
+    deadline = time.time() + seconds
+    while not done(app):
+        assert time.time() < deadline, "the background job did not finish"
+        time.sleep(1)
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+
+
+def test_without_runs_the_page_explains(at):
+    assert any("No finished run" in i.value for i in at.info)
+
+
+@pytest.mark.slow  # the first UMAP in a process compiles numba code
+def test_random_init_pca_then_umap_then_scores(at):
+    at.radio(key="emb_src").set_value("random init").run()
+    at.select_slider(key="emb_n").set_value(500).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert figure_title(at) == "PCA of 500 embeddings"
+    at.radio(key="emb_proj").set_value("UMAP").run()
+    run_until(at, lambda a: figure_title(a) == "UMAP of 500 embeddings")
+    assert not any("computing in the background" in c.value for c in at.caption)
+    at.button(key="emb_go").click().run()
+    run_until(at, lambda a: len(a.dataframe) > 0)
+    table = at.dataframe[0].value
+    assert table["score"].tolist() == ["weighted kNN (k=20, T=0.1)", "linear probe, 1% labels",
+                                       "linear probe, 10% labels", "linear probe, 100% labels"]
+    assert all(float(v) > 0 for v in table["random init %"]) and set(table["run %"]) == {""}
+    assert any("linear probe: logistic regression" in c.value and "1% of labels" in c.value for c in at.caption)
+
+
+@pytest.mark.slow  # trains a tiny run, then scores it with its random-init reference
+def test_run_scores_with_random_init_reference(at):
+    from sslcore.runner import RunConfig, execute
+    from sslcore.runs import RunStore
+
+    cfg = RunConfig(steps=3, batch_size=32, train_size=256, knn_every_seconds=1000)
+    store = RunStore()
+    execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
+    at.run()
+    assert figure_title(at) == "PCA of 1000 embeddings"
+    at.button(key="emb_go").click().run()
+    run_until(at, lambda a: len(a.dataframe) > 0, seconds=300)
+    table = at.dataframe[0].value
+    assert len(table) == 4 and all(table["run %"]) and all(table["random init %"])

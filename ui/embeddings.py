@@ -1,0 +1,363 @@
+"""The Embeddings page's parts: feature sources, cached features, background projections and scores,
+and the thumbnail shown when hovering a point.
+
+Slow work (UMAP, t-SNE, scores with references) runs in background threads whose futures live in
+``st.cache_resource``; a fragment polls them only while they run, so the page never blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+import torch
+from torch import Tensor, nn
+
+from sslcore.data import DataError, load_split
+from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, nearest, score_table
+from sslcore.models import BACKBONES, create_backbone
+from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_evaluator
+from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
+from sslcore.viz.projection import pca, project
+from ui.images import image_grid
+from ui.state import run_store
+
+LABEL_FRACTIONS = (0.01, 0.1, 1.0)
+MAX_JOBS = 24
+
+
+# ---------------------------------------------------------------------------------------------
+# where features come from
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeatureSource:
+    """A backbone to embed with. ``run_dir`` set: scores get random-init and supervised references."""
+
+    key: str  # cache key, e.g. "run:<id>" or "random:convnet:32"
+    label: str
+    image_size: int
+    load: Callable[[], nn.Module] = field(compare=False)
+    run_dir: Path | None = None
+
+
+@st.cache_resource(max_entries=4)
+def _run_backbone(run_id: str) -> nn.Module:
+    method, _ = load_run(run_store().run_dir(run_id))
+    return method.backbone.eval()
+
+
+@st.cache_resource(max_entries=4)
+def _random_backbone(name: str, image_size: int) -> nn.Module:
+    with torch.random.fork_rng():  # process-wide RNG state is shared by every session
+        torch.manual_seed(0)  # the init a run with seed 0 starts from
+        return create_backbone(name, image_size).eval()
+
+
+def _from_runs(key: str) -> FeatureSource | None:
+    runs = [r for r in run_store().list(status=("finished", "stopped"))
+            if (run_store().run_dir(r.id) / "checkpoint.safetensors").exists()]
+    if not runs:
+        st.info("No finished run yet: train one on the Train page, or look at a random-init backbone.")
+        return None
+    labels = {r.id: f"{r.id} ({r.backbone}, kNN {r.summary.get('knn_top1', float('nan')):.1f}%)" for r in runs}
+    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{key}_run")
+    record = run_store().get(run_id)
+    return FeatureSource(f"run:{run_id}", f"run {run_id}", int(record.config.get("image_size", 32)),
+                         lambda: _run_backbone(run_id), run_store().run_dir(run_id))
+
+
+def _random_init(key: str) -> FeatureSource | None:
+    names = sorted(BACKBONES)
+    name = st.selectbox("Backbone", names, index=names.index("convnet"), key=f"{key}_bb")
+    size = st.select_slider("Image size", [16, 32, 64], 32, key=f"{key}_size")
+    return FeatureSource(f"random:{name}:{size}", f"random-init {name}", size, lambda: _random_backbone(name, size))
+
+
+# The seam for more sources (shipped checkpoints through ui/models.py): add an entry whose function
+# draws its widgets and returns a FeatureSource, or None with a message when nothing is chosen.
+SOURCES: dict[str, Callable[[str], FeatureSource | None]] = {"my runs": _from_runs, "random init": _random_init}
+
+
+def pick_source(key: str) -> FeatureSource | None:
+    source = st.radio("Features from", list(SOURCES), horizontal=True, key=f"{key}_src")
+    try:
+        return SOURCES[source](key)
+    except Exception as e:  # noqa: BLE001 - a damaged run ends in a message, not a crash
+        st.error(f"Could not load this model: {type(e).__name__}: {e}")
+        return None
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    name: str  # "shapes", "digits" or "folder"
+    data_dir: str | None = None
+
+
+def pick_dataset(key: str) -> DataChoice | None:
+    name = st.radio("Labelled data", ["shapes", "digits", "folder"], horizontal=True, key=f"{key}_data")
+    if name != "folder":
+        return DataChoice(name)
+    folder = st.text_input("Folder on the server (root/<class>/*, or with train/ and test/)", key=f"{key}_dir")
+    if not folder or not Path(folder).expanduser().is_dir():
+        st.info("Type the path of a labelled image folder.")
+        return None
+    return DataChoice("folder", str(Path(folder).expanduser()))
+
+
+# ---------------------------------------------------------------------------------------------
+# features, cached per source, dataset and size
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Points:
+    key: str
+    images: Tensor  # (N, 3, S, S) uint8
+    labels: Tensor  # (N,)
+    classes: tuple[str, ...]
+    features: Tensor  # (N, D) L2-normalised
+    pca: Tensor  # (N, 2)
+
+
+@st.cache_resource
+def _points_cache() -> OrderedDict[str, Points]:
+    return OrderedDict()
+
+
+def load_points(source: FeatureSource, data: DataChoice, n: int) -> Points | None:
+    """Features of ``n`` training images, extracted once with a progress bar, then served from cache."""
+    key = f"{source.key}|{data.name}|{data.data_dir}|{n}"
+    cache = _points_cache()
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    try:
+        images = load_split(data.name, "train", source.image_size, data_dir=data.data_dir, n=n)
+    except DataError as e:
+        st.error(str(e))
+        return None
+    if images.labels is None:
+        st.warning("These images have no labels (a flat folder): choose a folder with one sub-folder per class.")
+        return None
+    bar = st.progress(0.0, text=f"Extracting features of {len(images)} images with {source.label}...")
+    feats = extract_features(source.load(), images.images, batch_size=256,
+                             progress=lambda f: bar.progress(f, text=f"Extracting features... {f:.0%}"))
+    bar.empty()
+    cache[key] = Points(key, images.images, images.labels, images.classes, feats, pca(feats))
+    while len(cache) > 6:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# background jobs
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    future: Future
+    progress: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+@st.cache_resource
+def _executors() -> dict[str, ThreadPoolExecutor]:
+    # Separate queues: a minutes-long scores job must not hold up a projection.
+    return {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sslcore-{name}")
+            for name in ("projections", "scores")}
+
+
+@st.cache_resource
+def _jobs() -> OrderedDict[str, Job]:
+    return OrderedDict()
+
+
+def submit(queue: str, key: str, fn: Callable[..., Any], *args: Any, progress: bool = False) -> Job:
+    """The job under ``key``, started on ``queue`` if there is none (a failed one is retried)."""
+    jobs = _jobs()
+    job = jobs.get(key)
+    if job is None or (job.future.done() and job.future.exception() is not None):
+        job = Job(Future())
+        call = (lambda: fn(*args, progress=lambda f: setattr(job, "progress", f))) if progress else (lambda: fn(*args))
+        job.future = _executors()[queue].submit(call)
+        jobs[key] = job
+        while len(jobs) > MAX_JOBS:
+            jobs.popitem(last=False)
+    return job
+
+
+def find_job(key: str) -> Job | None:
+    return _jobs().get(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# the scatter with hover thumbnails, and nearest neighbours of a clicked point
+# ---------------------------------------------------------------------------------------------
+_HOVER_JS = """
+export default function ({ data }) {
+  window.__sslThumbs = window.__sslThumbs || {};
+  window.__sslThumbs[data.chart] = data;
+  let tip = document.getElementById("ssl-thumb");
+  if (!tip) {
+    tip = document.createElement("div");
+    tip.id = "ssl-thumb";
+    tip.setAttribute("role", "img");
+    tip.style.cssText = "position:fixed;display:none;z-index:100000;pointer-events:none;padding:4px;" +
+      "background:white;border:1px solid #999;border-radius:4px;box-shadow:0 2px 8px rgba(0,0,0,.3);font:12px sans-serif";
+    tip.innerHTML = '<div class="ssl-thumb-image" style="width:96px;height:96px;image-rendering:pixelated"></div>' +
+      '<div class="ssl-thumb-caption" style="max-width:96px;overflow:hidden;white-space:nowrap"></div>';
+    document.body.appendChild(tip);
+  }
+  const attach = () => {
+    const gd = document.querySelector(".st-key-" + data.chart + " .js-plotly-plot");
+    if (!gd || gd.__sslHover || typeof gd.on !== "function") return;
+    gd.__sslHover = true;
+    gd.on("plotly_hover", (ev) => {
+      const d = window.__sslThumbs[data.chart], p = ev.points[0];
+      const i = Array.isArray(p.customdata) ? p.customdata[0] : p.customdata;
+      if (i === undefined || i === null || i >= d.count) return;
+      const img = tip.firstChild, size = 96;
+      img.style.backgroundImage = "url(" + d.sprite + ")";
+      img.style.backgroundSize = d.columns * size + "px auto";
+      img.style.backgroundPosition = -(i % d.columns) * size + "px " + -Math.floor(i / d.columns) * size + "px";
+      tip.lastChild.textContent = p.data.name + " #" + i;
+      tip.dataset.index = i;
+      tip.style.left = ev.event.clientX + 16 + "px";
+      tip.style.top = ev.event.clientY + 16 + "px";
+      tip.style.display = "block";
+    });
+    gd.on("plotly_unhover", () => { tip.style.display = "none"; });
+  };
+  attach();
+  const timer = setInterval(attach, 500);  // the chart may mount after this script, or be replaced
+  return () => clearInterval(timer);
+}
+"""
+_hover = st.components.v2.component("sslcore_thumbnail_hover", js=_HOVER_JS)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sprite(key: str, _images: Tensor) -> dict[str, Any]:
+    s = thumbnail_sprite(_images)
+    return {"sprite": s.data_uri, "columns": s.columns, "count": s.count}
+
+
+def _selected(event: Any) -> int | None:
+    """The clicked point's index (its customdata) from a plotly selection state, if any."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    if not points:
+        return None
+    c = points[0].get("customdata")
+    c = c[0] if isinstance(c, list) else c
+    return None if c is None else int(c)
+
+
+@st.cache_resource
+def _umap_warmup() -> Future:
+    """A tiny UMAP once per server in the background, so numba has compiled before anyone asks."""
+    return _executors()["projections"].submit(project, torch.randn(64, 8), "UMAP")
+
+
+def projection_panel(points: Points, method: str, key: str) -> None:
+    """PCA at once; UMAP/t-SNE computed in the background and swapped in when ready."""
+    _umap_warmup()
+    job = None if method == "PCA" else submit("projections", f"{points.key}|{method}", project, points.features, method)
+    waiting = job is not None and not job.future.done()
+
+    @st.fragment(run_every=1.0 if waiting else None)
+    def panel() -> None:
+        xy, title = points.pca, "PCA"
+        if job is not None and job.future.done():
+            if job.future.exception() is not None:
+                st.error(f"{method} failed: {job.future.exception()}")
+            else:
+                xy, title = job.future.result(), method
+        elif job is not None:
+            first = " (the first UMAP in a server compiles numba code: up to a minute)" if method == "UMAP" else ""
+            st.caption(f":material/hourglass_top: {method} is computing in the background{first}; "
+                       f"PCA meanwhile ({time.monotonic() - job.started:.0f} s).")
+        chart = f"{key}_scatter"
+        fig = scatter_figure(xy, points.labels, points.classes, f"{title} of {len(xy)} embeddings")
+        event = st.plotly_chart(fig, key=chart, on_select="rerun", selection_mode="points")
+        _hover(data={"chart": chart, **_sprite(points.key, points.images)}, key=f"{key}_hover")
+        picked = _selected(event)
+        if picked is None:
+            st.caption("Hover a point to see its image; click one to see its nearest neighbours in feature space.")
+        else:
+            neighbours = nearest(points.features, picked, 8)
+            sims = (points.features[neighbours] @ points.features[picked]).tolist()
+            st.markdown(f"**#{picked} ({points.classes[points.labels[picked]]}) and its 8 nearest neighbours** "
+                        "(cosine similarity of the frozen features)")
+            idx = [picked, *neighbours.tolist()]
+            captions = ["selected"] + [f"{points.classes[points.labels[i]]} {s:.2f}" for i, s in zip(idx[1:], sims)]
+            image_grid([points.images[i].permute(1, 2, 0).numpy() for i in idx], captions, columns=9, width=64)
+        if waiting and job.future.done():
+            st.rerun()  # ready: rerun the page once so this fragment stops polling
+
+    panel()
+
+
+# ---------------------------------------------------------------------------------------------
+# scores with their references, on demand
+# ---------------------------------------------------------------------------------------------
+def _random_init_scores(backbone: nn.Module, image_size: int, data: DataChoice, plan: EvalPlan,
+                        progress: Callable) -> dict:
+    cfg = RunConfig(dataset=data.name, data_dir=data.data_dir, image_size=image_size)
+    ev = make_evaluator(cfg, *load_data(cfg))
+    if ev is None:
+        raise DataError(f"{data.name} has no labels to score against")
+    plan = EvalPlan(knn=ev.protocol, fractions=plan.fractions, seed=plan.seed)
+    scores = evaluate(backbone, ev.bank_images, ev.bank_labels, ev.test_images, ev.test_labels, plan,
+                      model="random init", progress=progress)
+    return {"table": score_table(scores), "protocols": [s.describe() for s in scores]}
+
+
+def _run_scores(run_dir: Path, data: DataChoice, supervised: bool, finetune: bool, progress: Callable) -> dict:
+    out = evaluate_run(run_dir, data.name, data_dir=data.data_dir, label_fractions=LABEL_FRACTIONS,
+                       random_init=True, supervised=supervised, finetune=FineTuneConfig() if finetune else None,
+                       progress=progress)
+    protocols = [s["describe"] for model in out["scores"].values() for s in model.values()]
+    return {"table": out["table"], "protocols": protocols}
+
+
+def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
+    """A button starts the scores in the background; a fragment shows progress, then the table."""
+    supervised = finetune = False
+    if source.run_dir is not None:
+        supervised = st.checkbox("Supervised reference (same backbone, views and steps as the run, per label "
+                                 "fraction: as long as the run, three times)", key=f"{key}_sup")
+        finetune = st.checkbox("Fine-tune the encoder (lr 1e-4, head 1e-2, 10 epochs per fraction)", key=f"{key}_ft")
+    job_key = f"scores|{source.key}|{data}|{supervised}|{finetune}"
+    if st.button("Compute scores", key=f"{key}_go", type="primary"):
+        if source.run_dir is None:
+            # Resolved here, in the script thread: cached resources are not for background threads.
+            submit("scores", job_key, _random_init_scores, source.load(), source.image_size, data,
+                   EvalPlan(fractions=LABEL_FRACTIONS), progress=True)
+        else:
+            submit("scores", job_key, _run_scores, source.run_dir, data, supervised, finetune, progress=True)
+    job = find_job(job_key)
+    if job is None:
+        st.caption("kNN and linear probes with 1%, 10% and 100% of the labels, each beside the same "
+                   "architecture at random init (and a supervised reference on request).")
+        return
+    waiting = not job.future.done()
+
+    @st.fragment(run_every=1.0 if waiting else None)
+    def panel() -> None:
+        if not job.future.done():
+            st.progress(job.progress, text=f"Scoring in the background... {job.progress:.0%} "
+                                           f"({time.monotonic() - job.started:.0f} s)")
+            return
+        if job.future.exception() is not None:
+            st.error(f"Scoring failed: {job.future.exception()}")
+        else:
+            result = job.future.result()
+            st.dataframe(result["table"], hide_index=True)
+            for line in result["protocols"]:
+                st.caption(line)
+        if waiting:
+            st.rerun()  # done: rerun once so polling stops
+
+    panel()
