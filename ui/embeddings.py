@@ -64,7 +64,9 @@ def _from_runs(key: str) -> FeatureSource | None:
     if not runs:
         st.info("No finished run yet: train one on the Train page, or look at a random-init backbone.")
         return None
-    labels = {r.id: f"{r.id} ({r.backbone}, kNN {r.summary.get('knn_top1', float('nan')):.1f}%)" for r in runs}
+    knn = {r.id: r.summary.get("knn_top1") for r in runs}
+    labels = {r.id: f"{r.id} ({r.backbone}" + ("" if knn[r.id] is None else f", kNN {knn[r.id]:.1f}%") + ")"
+              for r in runs}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{key}_run")
     record = run_store().get(run_id)
     return FeatureSource(f"run:{run_id}", f"run {run_id}", int(record.config.get("image_size", 32)),
