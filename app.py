@@ -10,11 +10,15 @@ pages = {
     "Lab": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/augmentations.py", title="Augmentations", icon=":material/photo_library:"),
+        st.Page("pages/pretext.py", title="Pretext tasks", icon=":material/extension:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/list:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
     "Look inside": [
         st.Page("pages/attention.py", title="DINO attention", icon=":material/visibility:"),
+        st.Page("pages/mae.py", title="MAE reconstructions", icon=":material/grid_view:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     ],
     "Learn": [
         st.Page("pages/concepts.py", title="Concepts", icon=":material/school:"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sslcore.data import DATASETS
+from sslcore.eval import FineTuneConfig, parse_fractions
 from sslcore.methods import METHODS
 from sslcore.models import BACKBONES
 from sslcore.runner import RunConfig, evaluate_run, execute, work
@@ -80,10 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--knn-t", type=float, default=0.1)
     e.add_argument("--knn-bank", type=int, default=5000)
     e.add_argument("--knn-test", type=int, default=1000)
+    e.add_argument("--linear", action="store_true", help="linear probe (L-BFGS, C by 3-fold CV) per label fraction")
+    e.add_argument("--label-fractions", default="1", metavar="F,F,...",
+                   help="fractions of the bank's labels, stratified and seeded (default 1; e.g. 0.01,0.1,1)")
+    e.add_argument("--random-init", action="store_true", help="the same scores for the run's architecture at init")
+    e.add_argument("--supervised", action="store_true",
+                   help="supervised reference per fraction: same backbone and views, cross-entropy, the run's steps")
+    e.add_argument("--finetune", action="store_true", help="fine-tune the encoder per fraction (two learning rates)")
+    e.add_argument("--finetune-epochs", type=int, default=FineTuneConfig.epochs)
+    e.add_argument("--finetune-encoder-lr", type=float, default=FineTuneConfig.encoder_lr)
+    e.add_argument("--finetune-head-lr", type=float, default=FineTuneConfig.head_lr)
 
     r = sub.add_parser("runs", help="list the runs in a store")
     r.add_argument("--out", help="run store folder (default: $SSLCORE_HOME/runs)")
     r.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="write a run's visualised weights (DINO teacher, MAE encoder+decoder) for assets/")
+    x.add_argument("--run", required=True, help="run folder")
+    x.add_argument("--out", required=True, help="NAME.safetensors (NAME.json and NAME.md are written beside it)")
+    x.add_argument("--fp16", action="store_true", help="store floating tensors in float16 (shipped checkpoints do)")
+    x.add_argument("--metrics", help="JSON file of measured numbers to record in the provenance note")
+    x.add_argument("--json", action="store_true")
 
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("--root", required=True)
@@ -107,11 +125,20 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
-    if not args.knn:
-        raise SystemExit("choose at least one evaluation: --knn")
+    if not (args.knn or args.linear or args.supervised or args.finetune):
+        raise SystemExit("choose at least one evaluation: --knn, --linear, --supervised or --finetune")
+    try:
+        fractions = parse_fractions(args.label_fractions)
+        finetune = FineTuneConfig(epochs=args.finetune_epochs, encoder_lr=args.finetune_encoder_lr,
+                                  head_lr=args.finetune_head_lr) if args.finetune else None
+    except ValueError as e:
+        raise SystemExit(f"sslcore eval: {e}") from e
+    needs_fractions = args.linear or args.supervised or args.finetune
     return evaluate_run(Path(args.run), dataset=args.dataset, data_dir=args.data_dir, eval_dir=args.eval_dir,
                         image_size=args.image_size, seed=args.seed, k=args.knn_k, t=args.knn_t,
-                        bank=args.knn_bank, test=args.knn_test)
+                        bank=args.knn_bank, test=args.knn_test, knn=args.knn,
+                        label_fractions=fractions if needs_fractions else (), random_init=args.random_init,
+                        supervised=args.supervised, finetune=finetune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             knn = r.summary.get("knn_top1")
             print(f"{r.id}  {r.status:9s} {r.dataset:8s} {r.backbone:14s} "
                   f"kNN {'-' if knn is None else f'{knn:.1f}%'}")
+        return 0
+    if args.command == "export":
+        from sslcore.export import export_run
+
+        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+        try:
+            result = export_run(args.run, args.out, fp16=args.fp16, metrics=metrics)
+        except ValueError as e:  # too large, not a run, no tensors to export: a message, not a traceback
+            raise SystemExit(f"sslcore export: {e}") from e
+        print(json.dumps(result) if args.json else f"wrote {args.out} ({result['weights']}) and its .json/.md")
         return 0
     result = cmd_train(args) if args.command == "train" else cmd_eval(args)
     if args.json:

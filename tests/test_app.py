@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).parents[1] / "app.py")
 PAGES = ["pages/home.py", "pages/augmentations.py", "pages/train.py", "pages/runs.py", "pages/attention.py",
-         "pages/concepts.py"]
+         "pages/mae.py", "pages/concepts.py", "pages/compare.py", "pages/pretext.py",
+         "pages/embeddings.py"]
 
 
 @pytest.fixture
@@ -69,3 +70,19 @@ def test_train_form_launches_a_run_that_lands_in_runs(at):
     assert not at.exception
     table = at.dataframe[0].value
     assert table["status"].tolist() == ["finished"] and table["kNN top-1 %"].tolist()[0] != ""
+
+
+def test_runs_page_shows_the_mae_preview(at):
+    from dataclasses import asdict
+
+    from sslcore.runner import RunConfig, execute
+    from ui.state import run_store
+
+    cfg = RunConfig(method="mae", backbone="vit_tiny", steps=3, max_seconds=None, batch_size=16, train_size=64,
+                    knn_bank=100, knn_test=50)
+    execute(cfg, run_store(), run_store().create(asdict(cfg)), log=lambda s: None)
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
+    assert any("held-out images at step 3" in c and "pasted back" in c for c in captions), captions
