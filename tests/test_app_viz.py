@@ -143,3 +143,28 @@ def test_mae_page_refuses_a_plain_vit_and_labels_norm_pix(app):
     at.file_uploader(key="mae_model_file").upload("vit.pth", torch_bytes(vit.state_dict()))
     at.run()
     assert any("cannot reconstruct" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("page,method", [("pages/attention.py", "dino"), ("pages/mae.py", "mae")])
+def test_my_runs_source(app, page, method):
+    from dataclasses import asdict
+
+    from sslcore.checkpoint import save_checkpoint
+    from sslcore.runner import RunConfig, build_method
+    from sslcore.runs import RunStore
+
+    at = app(page)
+    key = PAGES[page]
+    at.radio(key=f"{key}_model_src").set_value("my runs").run()
+    assert any("No finished run" in i.value for i in at.info)
+    cfg = RunConfig(method=method, backbone="vit_tiny", image_size=32, steps=1, max_seconds=None)
+    store = RunStore()
+    run_id = store.create(asdict(cfg))
+    save_checkpoint(store.run_dir(run_id) / "checkpoint.safetensors", build_method(cfg, torch.device("cpu")).state_dict(),
+                    {"config": asdict(cfg), "summary": {}})
+    store.set_status(run_id, "finished")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(f"run {run_id} ({method}, vit_tiny)" in c.value for c in at.caption)
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any(c.startswith("input" if method == "dino" else "original") for c in captions)
