@@ -134,7 +134,7 @@ def torch_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def test_mae_page_refuses_a_plain_vit_and_labels_norm_pix(app):
+def test_mae_page_refuses_a_plain_vit(app):
     import timm
 
     at = app("pages/mae.py")
@@ -168,3 +168,28 @@ def test_my_runs_source(app, page, method):
     assert any(f"run {run_id} ({method}, vit_tiny)" in c.value for c in at.caption)
     captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert any(c.startswith("input" if method == "dino" else "original") for c in captions)
+
+
+def test_norm_pix_mae_is_shown_normalised_until_ground_truth_statistics_are_asked_for(app):
+    from dataclasses import asdict
+
+    from sslcore.checkpoint import save_checkpoint
+    from sslcore.runner import RunConfig, build_method
+    from sslcore.runs import RunStore
+
+    cfg = RunConfig(method="mae", backbone="vit_tiny", image_size=32, steps=1, max_seconds=None,
+                    options={"norm_pix_loss": True})
+    store = RunStore()
+    run_id = store.create(asdict(cfg))
+    save_checkpoint(store.run_dir(run_id) / "checkpoint.safetensors", build_method(cfg, torch.device("cpu")).state_dict(),
+                    {"config": asdict(cfg), "summary": {}})
+    store.set_status(run_id, "finished")
+    at = app("pages/mae.py")
+    at.radio(key="mae_model_src").set_value("my runs").run()
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert "reconstruction (normalised patches)" in captions
+    assert not any("ground-truth statistics" in w.value for w in at.warning)
+    assert at.metric[0].value == "n/a"  # no pixel PSNR without the hidden patches' statistics
+    at.toggle(key="mae_gt").set_value(True).run()
+    assert any(w.value.startswith("Uses ground-truth statistics") for w in at.warning)
+    assert "reconstruction (pixels)" in [i.caption for el in at.get("image") for i in el.proto.imgs]
