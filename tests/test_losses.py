@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslcore.losses import nt_xent
+from sslcore.losses import byol_loss, dino_loss, info_nce_queue, nt_xent
 
 
 def nt_xent_reference(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -65,3 +65,198 @@ def test_rejects_bad_input():
         nt_xent(torch.ones(2, 3), torch.ones(2, 3), 0.0)
     with pytest.raises(ValueError, match="one shape"):
         nt_xent(torch.ones(2, 3), torch.ones(3, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# info_nce_queue (MoCo)
+# ---------------------------------------------------------------------------------------------
+def info_nce_queue_reference(q, k, queue, t):
+    """MoCo's Algorithm 1 for one query at a time, in float64: positive logit first, then the queue."""
+    q, k = F.normalize(q.double(), dim=1), F.normalize(k.double(), dim=1)
+    total = 0.0
+    for i in range(len(q)):
+        pos = math.exp(float(q[i] @ k[i]) / t)
+        negs = sum(math.exp(float(q[i] @ n) / t) for n in queue.double())
+        total += -math.log(pos / (pos + negs))
+    return total / len(q)
+
+
+def test_info_nce_orthogonal_queue_closed_form():
+    # Query = key = e0 (positive logit 1/t), two negatives e1, e2 (logit 0 each).
+    t = 0.2
+    q = k = torch.eye(3)[:1]
+    queue = torch.eye(3)[1:]
+    expected = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 2))
+    assert info_nce_queue(q, k, queue, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_info_nce_queue_of_copies_gives_log_k_plus_one():
+    # Every queued key equals the positive: K + 1 tied logits.
+    q = torch.randn(4, 8)
+    queue = F.normalize(q[:1], dim=1).expand(9, -1)
+    assert info_nce_queue(q[:1], q[:1], queue).item() == pytest.approx(math.log(10), rel=1e-6)
+
+
+@pytest.mark.parametrize("t", [0.07, 0.2])
+def test_info_nce_matches_reference_loop(t):
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(5, 6, generator=g), torch.randn(5, 6, generator=g)
+    queue = F.normalize(torch.randn(11, 6, generator=g), dim=1)
+    assert info_nce_queue(q, k, queue, t).item() == pytest.approx(info_nce_queue_reference(q, k, queue, t), rel=1e-5)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.2])
+def test_info_nce_matches_lightly_memory_bank(t):
+    lightly_loss = pytest.importorskip("lightly.loss")
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(16, 32, generator=g), torch.randn(16, 32, generator=g)
+    queue = F.normalize(torch.randn(64, 32, generator=g), dim=1)
+    oracle = lightly_loss.NTXentLoss(temperature=t, memory_bank_size=(64, 32))
+    # lightly 1.6 keeps the bank as (K, D) rows and hands the loss its contents from before this
+    # batch is enqueued; a query without grad leaves the bank unchanged.
+    oracle.memory_bank.bank.copy_(queue)
+    expected = oracle(q, k).item()
+    assert torch.equal(oracle.memory_bank.bank, queue)
+    assert info_nce_queue(q, k, queue, t).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_info_nce_gradient_reaches_queries_only():
+    q = torch.randn(4, 8, requires_grad=True)
+    k = torch.randn(4, 8, requires_grad=True)
+    queue = F.normalize(torch.randn(6, 8), dim=1).requires_grad_()
+    info_nce_queue(q, k, queue).backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0 and torch.isfinite(q.grad).all()
+    assert k.grad is None and queue.grad is None  # MoCo's stop-gradient on keys and queue
+
+
+def test_info_nce_rejects_bad_input():
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce_queue(torch.ones(2, 3), torch.ones(2, 3), torch.ones(4, 3), 0.0)
+    with pytest.raises(ValueError, match="queue"):
+        info_nce_queue(torch.ones(2, 3), torch.ones(2, 3), torch.ones(4, 5))
+    with pytest.raises(ValueError, match="queue"):
+        info_nce_queue(torch.ones(2, 3), torch.ones(3, 3), torch.ones(4, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# byol_loss
+# ---------------------------------------------------------------------------------------------
+def test_byol_loss_analytic_values():
+    e = torch.eye(4)
+    assert byol_loss(e, 3 * e).item() == pytest.approx(0.0, abs=1e-6)  # aligned, any scale
+    assert byol_loss(e, -e).item() == pytest.approx(4.0, abs=1e-6)  # opposite
+    assert byol_loss(e, e.roll(1, dims=1)).item() == pytest.approx(2.0, abs=1e-6)  # orthogonal
+    # Half the pairs aligned, half opposite: the batch mean of 0 and 4.
+    assert byol_loss(e[:2], torch.stack([e[0], -e[1]])).item() == pytest.approx(2.0, abs=1e-6)
+
+
+def test_byol_loss_matches_reference_loop_and_lightly():
+    g = torch.Generator().manual_seed(4)
+    p, z = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    reference = sum(float(((a / a.norm() - b / b.norm()) ** 2).sum()) for a, b in zip(p.double(), z.double())) / 7
+    assert byol_loss(p, z).item() == pytest.approx(reference, rel=1e-5)
+    lightly_loss = pytest.importorskip("lightly.loss")
+    # lightly's NegativeCosineSimilarity is the batch mean of -cos: byol_loss = 2 + 2 * it.
+    oracle = lightly_loss.NegativeCosineSimilarity()(p, z).item()
+    assert byol_loss(p, z).item() == pytest.approx(2 + 2 * oracle, rel=1e-5)
+
+
+def test_byol_loss_stops_gradient_on_target():
+    p = torch.randn(3, 4, requires_grad=True)
+    z = torch.randn(3, 4, requires_grad=True)
+    byol_loss(p, z).backward()
+    assert p.grad.abs().sum() > 0 and z.grad is None
+    with pytest.raises(ValueError, match="one shape"):
+        byol_loss(torch.ones(2, 3), torch.ones(2, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# dino_loss
+# ---------------------------------------------------------------------------------------------
+def dino_loss_reference(student, teacher, center, ts, tt):
+    """DINO's loss written out per sample and per prototype in float64 (Caron et al. 2021, Alg. 1)."""
+    total, pairs = 0.0, 0
+    for i, t in enumerate(teacher):
+        for j, s in enumerate(student):
+            if i == j:
+                continue
+            batch = 0.0
+            for b in range(len(t)):
+                tl = [(float(t[b, k]) - float(center[0, k])) / tt for k in range(t.shape[1])]
+                sl = [float(s[b, k]) / ts for k in range(s.shape[1])]
+                zt = sum(math.exp(v - max(tl)) for v in tl)
+                log_zs = max(sl) + math.log(sum(math.exp(v - max(sl)) for v in sl))
+                batch += -sum(math.exp(a - max(tl)) / zt * (c - log_zs) for a, c in zip(tl, sl))
+            total += batch / len(t)
+            pairs += 1
+    return total / pairs
+
+
+def test_dino_uniform_teacher_and_student_give_ln_k():
+    k = 64
+    zeros = [torch.zeros(4, k) for _ in range(4)]
+    assert dino_loss(zeros, zeros[:2], torch.zeros(1, k)).item() == pytest.approx(math.log(k), rel=1e-6)
+
+
+def test_dino_centre_equal_to_teacher_makes_teacher_uniform():
+    # Centring by the teacher's own logits leaves a uniform teacher: H(u, P_s) = logsumexp(s/ts) - mean(s/ts).
+    g = torch.Generator().manual_seed(5)
+    t = torch.randn(1, 6, generator=g)
+    s = torch.randn(1, 6, generator=g)
+    expected = (torch.logsumexp(s / 0.1, 1) - (s / 0.1).mean(1)).item()
+    assert dino_loss([s, s], [t, t.clone()], center=t, student_temp=0.1).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_dino_sharp_teacher_is_cross_entropy_of_its_argmax():
+    # A teacher logit 1 above the rest at tau_t = 0.001 is one-hot; the student's CE is then -log p_s[argmax].
+    k, j = 5, 2
+    t = torch.zeros(1, k)
+    t[0, j] = 1.0
+    s = torch.zeros(1, k)
+    s[0, j] = 0.1
+    expected = math.log(math.e + k - 1) - 1  # student logits / tau_s = (0, .., 1, .., 0)
+    loss = dino_loss([s, s], [t, t], torch.zeros(1, k), student_temp=0.1, teacher_temp=0.001)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("crops", [2, 4])
+def test_dino_matches_reference_loop(crops):
+    g = torch.Generator().manual_seed(6)
+    student = [torch.randn(3, 7, generator=g) for _ in range(crops)]
+    teacher = [torch.randn(3, 7, generator=g) for _ in range(2)]
+    center = 0.1 * torch.randn(1, 7, generator=g)
+    ours = dino_loss(student, teacher, center, 0.1, 0.05).item()
+    assert ours == pytest.approx(dino_loss_reference(student, teacher, center, 0.1, 0.05), rel=1e-5)
+
+
+@pytest.mark.parametrize("crops,tt", [(2, 0.04), (6, 0.07)])
+def test_dino_matches_lightly(crops, tt):
+    lightly_loss = pytest.importorskip("lightly.loss")
+    g = torch.Generator().manual_seed(7)
+    k = 32
+    student = [torch.randn(8, k, generator=g) for _ in range(crops)]
+    teacher = [torch.randn(8, k, generator=g) for _ in range(2)]
+    center = 0.3 * torch.randn(1, k, generator=g)
+    oracle = lightly_loss.DINOLoss(output_dim=k, warmup_teacher_temp=tt, teacher_temp=tt, student_temp=0.1)
+    oracle.center.copy_(center.view(1, 1, k))  # lightly's centre is (1, 1, K)
+    expected = oracle(teacher, student, teacher_temp=tt).item()  # lightly's argument order: teacher first
+    assert dino_loss(student, teacher, center, 0.1, tt).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_dino_gradient_reaches_student_only():
+    student = [torch.randn(2, 5, requires_grad=True) for _ in range(3)]
+    teacher = [torch.randn(2, 5, requires_grad=True) for _ in range(2)]
+    center = torch.zeros(1, 5, requires_grad=True)
+    dino_loss(student, teacher, center).backward()
+    assert all(s.grad is not None and s.grad.abs().sum() > 0 for s in student)
+    assert all(t.grad is None for t in teacher) and center.grad is None
+
+
+def test_dino_rejects_bad_input():
+    x = torch.zeros(2, 4)
+    with pytest.raises(ValueError, match="pair"):
+        dino_loss([x], [x], torch.zeros(1, 4))  # one crop: nothing to distil across
+    with pytest.raises(ValueError, match="pair"):
+        dino_loss([x], [x, x], torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="temperatures"):
+        dino_loss([x, x], [x, x], torch.zeros(1, 4), teacher_temp=0.0)
