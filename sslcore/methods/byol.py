@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe
+from sslcore.augment import BatchViews, recipe, view_size
 from sslcore.losses import byol_loss
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
@@ -22,6 +22,11 @@ class BYOLConfig:
     hidden_dim: int = 512  # paper: 4096
     out_dim: int = 128  # paper: 256
     crop_scale: tuple[float, float] = (0.08, 1.0)  # paper: (0.08, 1.0)
+    view_scale: float = 0.75  # paper: 1.0; smaller views buy more steps (see SimCLRConfig)
+    rotation: float = 0.0  # paper: none (max degrees; for data with no upright pose)
+    # SimCLR's jitter (0.8s, 0.8s, 0.8s, 0.2s) with p 0.8; paper: (0.4, 0.4, 0.2, 0.1), i.e. s = 0.5 with
+    # half the saturation. One knob shared by the joint-embedding methods, so dataset presets apply alike.
+    color_strength: float = 0.5
     # Per view (view 1, view 2). Paper: blur (1.0, 0.1), solarize (0.0, 0.2) at 224 px; blur is off
     # at 32 px, where SimCLR also turns it off on CIFAR-10: a 32 px image has little detail to lose.
     blur_p: tuple[float, float] = (0.0, 0.0)
@@ -30,13 +35,17 @@ class BYOLConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.base_momentum <= 1:
             raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum}")
+        if len(self.blur_p) != 2 or len(self.solarize_p) != 2:
+            raise ValueError(f"blur_p and solarize_p need one probability per view, got {self.blur_p}, "
+                             f"{self.solarize_p}")
 
 
 class BYOL(Method):
     """Online network (backbone, projector, predictor) regresses an EMA target (backbone, projector).
 
     No negatives: the predictor and the slowly moving target keep the representation from
-    collapsing (sec. 3.1). The loss is symmetrised over the two asymmetric views.
+    collapsing (sec. 3.1). The loss is symmetrised over the two asymmetric views, and the target's
+    momentum follows the paper's cosine schedule from ``base_momentum`` to 1 over the run.
     """
 
     name = "byol"
@@ -48,9 +57,11 @@ class BYOL(Method):
         self.predictor = mlp((cfg.out_dim, cfg.hidden_dim, cfg.out_dim))
         self.target_backbone = copy_frozen(backbone)
         self.target_projector = copy_frozen(self.projector)
-        self.tau = cfg.base_momentum  # the momentum of the latest target update
+        self.momentum = cfg.base_momentum  # tau of the latest target update
+        size, jitter = view_size(cfg.image_size, cfg.view_scale), color_jitter(cfg.color_strength)
         self.views = nn.ModuleList(
-            BatchViews(recipe("byol", cfg.image_size, crop_scale=tuple(cfg.crop_scale), blur_p=blur, solarize_p=sol))
+            BatchViews(recipe("byol", size, crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation, blur_p=blur,
+                              solarize_p=sol, **jitter))
             for blur, sol in zip(cfg.blur_p, cfg.solarize_p))
 
     def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
@@ -61,18 +72,28 @@ class BYOL(Method):
         p = self.predictor(z).float()  # (2B, out_dim)
         with torch.no_grad():
             z_target = self.target_projector(self.target_backbone(x)).float()  # (2B, out_dim)
-        # Each view's prediction regresses the target's projection of the other view; paper sums
+        # Each view's prediction regresses the target's projection of the other view; the paper sums
         # the two terms, the mean keeps the loss in [0, 4] (AdamW does not see the scale).
         loss = (byol_loss(p[:b], z_target[b:]) + byol_loss(p[b:], z_target[:b])) / 2
         with torch.no_grad():
-            logs = {"tau": self.tau, "online_std": F.normalize(p, dim=1).std(0).mean().item(),
+            logs = {"tau": self.momentum, "online_std": F.normalize(p, dim=1).std(0).mean().item(),
                     "target_std": F.normalize(z_target, dim=1).std(0).mean().item()}
         return StepOutput(loss=loss, embedding=z[:b].detach().float(), logs=logs)
 
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(target, online) pairs that :meth:`on_step_end` moves by ``self.momentum``."""
+        return [(self.target_backbone, self.backbone), (self.target_projector, self.projector)]
+
     def on_step_end(self, progress: float) -> None:
-        self.tau = momentum_schedule(progress, self.cfg.base_momentum)
-        ema_update(self.target_backbone, self.backbone, self.tau)
-        ema_update(self.target_projector, self.projector, self.tau)
+        self.momentum = momentum_schedule(progress, self.cfg.base_momentum)
+        for target, online in self.ema_pairs():
+            ema_update(target, online, self.momentum)
 
     def view_pipelines(self) -> list[BatchViews]:
         return list(self.views)
+
+
+def color_jitter(strength: float) -> dict[str, float]:
+    """SimCLR's colour jitter of strength s (appendix A): brightness, contrast, saturation 0.8s, hue 0.2s."""
+    return {"brightness": 0.8 * strength, "contrast": 0.8 * strength, "saturation": 0.8 * strength,
+            "hue": min(0.5, 0.2 * strength)}

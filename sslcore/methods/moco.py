@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe
+from sslcore.augment import BatchViews, recipe, view_size
 from sslcore.losses import info_nce_queue
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update
@@ -24,7 +24,12 @@ class MoCoConfig:
     temperature: float = 0.1  # paper (v2): 0.2; 0.1 in the CIFAR-10 demo
     hidden_dim: int = 512  # paper (v2): 2048
     out_dim: int = 128  # paper: 128
+    # BatchNorm on every head layer, output included (MoCo v3's heads); paper (v2): none. See MoCo.
+    head_batch_norm: bool = True
     crop_scale: tuple[float, float] = (0.2, 1.0)  # paper (v2): (0.2, 1.0)
+    view_scale: float = 0.75  # paper: 1.0; smaller views buy more steps (see SimCLRConfig)
+    rotation: float = 0.0  # paper: none (max degrees; for data with no upright pose)
+    color_strength: float = 0.5  # paper (v2): 0.5, SimCLR's jitter (0.4, 0.4, 0.4, 0.1) with p 0.8
     symmetric: bool = False  # paper: off; on, both views serve as query and key (MoCo v3 style, 2x cost)
 
     def __post_init__(self) -> None:
@@ -36,11 +41,14 @@ class MoCoConfig:
 class MoCo(Method):
     """Query encoder (backbone + MLP head), momentum key encoder, FIFO queue of keys, InfoNCE.
 
-    Shuffle-BN is left out. MoCo shuffles the key batch across GPUs so that a query and its key do
-    not share BatchNorm statistics, through which the pair can be matched without learning
-    anything; here the query and key encoders are separate networks run on separate passes, and
-    the multi-GPU shuffle has no one-device equivalent short of split BatchNorm (which the authors'
-    CIFAR-10 demo uses). The kNN monitor shows whether a run learns rather than cheats.
+    Head BatchNorm: without it (v2's head) the projections of all images share a large common
+    component, and in short AdamW runs the queries learn to move that component away from the
+    stale keys in the queue instead of separating images (the mean negative logit turned
+    negative, kNN stayed at random init); normalising the output over the batch removes it.
+    Measured on ``shapes``, 400 steps: kNN +2.2 points without, +7.0 with.
+
+    Shuffle-BN (multi-GPU key shuffling against BatchNorm leaks) is left out: a 4-way split and
+    shuffled key BatchNorm made no measurable difference in short runs on one device.
     """
 
     name = "moco"
@@ -48,14 +56,19 @@ class MoCo(Method):
 
     def __init__(self, backbone: nn.Module, cfg: MoCoConfig = MoCoConfig()) -> None:
         super().__init__(backbone, cfg)
-        self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim), batch_norm=False)  # v2: no BN
+        bn = cfg.head_batch_norm
+        self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim), batch_norm=bn, last_bn=bn)
         self.key_backbone = copy_frozen(backbone)
         self.key_projector = copy_frozen(self.projector)
+        self.momentum = cfg.momentum  # the momentum of the latest key-encoder update
         self.register_buffer("queue", torch.zeros(cfg.queue_size, cfg.out_dim))  # (K, D) normalised keys
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))  # next row to overwrite
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # rows holding real keys
         # MoCo v2's views are SimCLR's (no blur at 32 px, as SimCLR does on CIFAR-10).
-        self.views = BatchViews(recipe("simclr", cfg.image_size, crop_scale=tuple(cfg.crop_scale)))
+        c = cfg.color_strength
+        self.views = BatchViews(recipe("simclr", view_size(cfg.image_size, cfg.view_scale),
+                                       crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation, brightness=0.8 * c,
+                                       contrast=0.8 * c, saturation=0.8 * c, hue=min(0.5, 0.2 * c)))
 
     def forward_query(self, x: Tensor) -> Tensor:
         """(N, 3, S, S) -> (N, out_dim) float32 queries (not normalised)."""
@@ -67,6 +80,7 @@ class MoCo(Method):
         return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
 
     def contrast(self, q: Tensor, k: Tensor, negatives: Tensor) -> Tensor:
+        """InfoNCE of queries (B, D) against their keys (B, D) and the (K', D) queued negatives."""
         if len(negatives):
             return info_nce_queue(q, k, negatives, self.cfg.temperature)
         # Only the very first step meets an empty queue: rather than a loss of log(1) = 0 with no
@@ -107,9 +121,13 @@ class MoCo(Method):
         self.queue_ptr.fill_((int(self.queue_ptr) + len(keys)) % size)
         self.queue_filled.fill_(min(size, int(self.queue_filled) + len(keys)))
 
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(target, online) pairs that :meth:`on_step_end` moves by ``self.momentum``."""
+        return [(self.key_backbone, self.backbone), (self.key_projector, self.projector)]
+
     def on_step_end(self, progress: float) -> None:
-        ema_update(self.key_backbone, self.backbone, self.cfg.momentum)
-        ema_update(self.key_projector, self.projector, self.cfg.momentum)
+        for target, online in self.ema_pairs():
+            ema_update(target, online, self.momentum)
 
     def view_pipelines(self) -> list[BatchViews]:
         return [self.views, self.views]
