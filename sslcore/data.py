@@ -78,7 +78,8 @@ def _load_cached(path: Path) -> ImageSet | None:
 # ---------------------------------------------------------------------------------------------
 # shapes: the embedded default
 # ---------------------------------------------------------------------------------------------
-SHAPES_VERSION = 1  # bump whenever the drawing changes, so stale caches are not reused
+SHAPES_VERSION = 2  # bump whenever the drawing changes, so stale caches are not reused
+SHAPE_TILT_DEGREES = 30.0  # objects stand upright up to this tilt; clutter lies at any angle
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent", "heart", "diamond")
 
 
@@ -156,10 +157,11 @@ def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> torch
     u = torch.linspace(-1 + 1 / res, 1 - 1 / res, res)
     yy, xx = torch.meshgrid(u, u, indexing="ij")
 
-    def place(scale: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def place(scale: torch.Tensor, margin: float,
+              max_angle: float = math.pi) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cx = (torch.rand(n, generator=g) * 2 - 1) * (1 - scale * margin)
         cy = (torch.rand(n, generator=g) * 2 - 1) * (1 - scale * margin)
-        theta = 2 * math.pi * torch.rand(n, generator=g)
+        theta = (torch.rand(n, generator=g) * 2 - 1) * max_angle
         dx, dy = xx[None] - cx[:, None, None], yy[None] - cy[:, None, None]
         c, s = theta.cos()[:, None, None], theta.sin()[:, None, None]
         return (c * dx + s * dy) / scale[:, None, None], (-s * dx + c * dy) / scale[:, None, None], theta
@@ -175,7 +177,9 @@ def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> torch
         img = torch.where(mask[:, None], colour[:, :, None, None], img)
 
     scale = 0.45 + 0.4 * torch.rand(n, generator=g)
-    x, y, _ = place(scale, 0.9)
+    # Objects keep an upright pose up to a tilt, as things in photos do: rotation prediction and
+    # relative position have something to learn, and the tilt is still a nuisance for the class.
+    x, y, _ = place(scale, 0.9, math.radians(SHAPE_TILT_DEGREES))
     value = torch.where(dark_bg, 0.6 + 0.4 * torch.rand(n, generator=g), 0.05 + 0.35 * torch.rand(n, generator=g))
     colour = _hsv_to_rgb(torch.rand(n, generator=g), 0.4 + 0.6 * torch.rand(n, generator=g), value)
     mask = torch.zeros(n, res, res, dtype=torch.bool)
@@ -190,9 +194,11 @@ def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> torch
 def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageSet:
     """The embedded default: ``n`` procedurally drawn images of 10 shapes, balanced, seeded.
 
-    The label is the object's shape; colour, position, scale, rotation, background texture and
-    clutter are nuisances drawn independently, so an encoder has to learn shape to separate the
-    classes, and the crops and colour jitter of SSL augmentations teach exactly that invariance.
+    The label is the object's shape; colour, position, scale, tilt (up to ``SHAPE_TILT_DEGREES``
+    from upright), background texture and clutter are nuisances drawn independently, so an encoder
+    has to learn shape to separate the classes, and the crops and colour jitter of SSL augmentations
+    teach exactly that invariance. Colour is independent of everything, so colorization has nothing
+    to learn here by design.
     Cached in ``cache_dir()``; the same (n, image_size, seed) always gives the same tensor.
     """
     if n < 1 or image_size < 8:

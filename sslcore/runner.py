@@ -34,13 +34,12 @@ from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, bf16_supp
 
 
 # On ``shapes`` the object fills only part of the frame: crops below 40% of the image often miss it,
-# its flat colour is an easy shortcut that only strong colour distortion removes, and it lies at any
-# angle, so views rotate too. Views of 20 px (of 32 px images) buy 1.9x the steps in a time budget;
-# features are read at full size (train low, test high: Touvron et al. 2019, FixRes). Measured on
-# 60 s SimCLR runs, batch 128, T=0.2: kNN +14.6 points with the CIFAR recipe, +20.1 with crops and
-# colour alone, +30.4 with all four (+29.1 at T=0.1).
+# and its flat colour is an easy shortcut that only strong colour distortion removes. Views of 20 px
+# (of 32 px images) buy 1.9x the steps in a time budget; features are read at full size (train low,
+# test high: Touvron et al. 2019, FixRes). Measured on 60 s SimCLR runs, batch 128, T=0.1: kNN
+# +32.7 points over random init (24.3% -> 57.0%); rotating the views as well gave +28.2.
 DATASET_VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
-    "shapes": {"crop_scale": [0.4, 1.0], "color_strength": 1.5, "rotation": 180.0, "view_scale": 0.625},
+    "shapes": {"crop_scale": [0.4, 1.0], "color_strength": 1.5, "view_scale": 0.625},
 }
 
 
