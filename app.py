@@ -1,4 +1,5 @@
-"""SSL Lab: router and frame only; every page lives in pages/."""
+"""SSL Lab: router and frame only; every page lives in views/ (a folder named pages/ would switch Streamlit
+to its legacy file-based navigation for the first session of a server)."""
 
 import streamlit as st
 
@@ -8,20 +9,20 @@ st.set_page_config(page_title="SSL Lab", page_icon=":material/science:", layout=
 
 pages = {
     "Lab": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/augmentations.py", title="Augmentations", icon=":material/photo_library:"),
-        st.Page("pages/pretext.py", title="Pretext tasks", icon=":material/extension:"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/list:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("views/augmentations.py", title="Augmentations", icon=":material/photo_library:"),
+        st.Page("views/pretext.py", title="Pretext tasks", icon=":material/extension:"),
+        st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("views/runs.py", title="Runs", icon=":material/list:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ],
     "Look inside": [
-        st.Page("pages/attention.py", title="DINO attention", icon=":material/visibility:"),
-        st.Page("pages/mae.py", title="MAE reconstructions", icon=":material/grid_view:"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("views/attention.py", title="DINO attention", icon=":material/visibility:"),
+        st.Page("views/mae.py", title="MAE reconstructions", icon=":material/grid_view:"),
+        st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     ],
     "Learn": [
-        st.Page("pages/concepts.py", title="Concepts", icon=":material/school:"),
+        st.Page("views/concepts.py", title="Concepts", icon=":material/school:"),
     ],
 }
 nav = st.navigation(pages)

@@ -8,9 +8,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).parents[1] / "app.py")
-PAGES = ["pages/home.py", "pages/augmentations.py", "pages/train.py", "pages/runs.py", "pages/attention.py",
-         "pages/mae.py", "pages/concepts.py", "pages/compare.py", "pages/pretext.py",
-         "pages/embeddings.py"]
+PAGES = ["views/home.py", "views/augmentations.py", "views/train.py", "views/runs.py", "views/attention.py",
+         "views/mae.py", "views/concepts.py", "views/compare.py", "views/pretext.py",
+         "views/embeddings.py"]
 
 
 @pytest.fixture
@@ -32,14 +32,14 @@ def test_page_renders(at, page):
 
 
 def test_augmentations_show_pairs_with_correlations(at):
-    at.switch_page("pages/augmentations.py")
+    at.switch_page("views/augmentations.py")
     at.run()
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
     assert sum("r=" in c for c in captions) == 6  # six pairs, each with its correlation
 
 
 def test_concepts_reproduce_presets(at):
-    at.switch_page("pages/concepts.py")
+    at.switch_page("views/concepts.py")
     at.run()
     values = [m.value for m in at.metric]
     assert values[:2] == ["0.992", "-0.600"]
@@ -48,7 +48,7 @@ def test_concepts_reproduce_presets(at):
 
 
 def test_train_form_launches_a_run_that_lands_in_runs(at):
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     at.radio(key="train_bk").set_value("steps")
     at.number_input(key="train_budget").set_value(15)
@@ -65,7 +65,7 @@ def test_train_form_launches_a_run_that_lands_in_runs(at):
     assert runs[0].status == "finished", runs[0].error
     at.run()
     assert any("finished" in m.value for m in at.markdown)
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
@@ -81,7 +81,7 @@ def test_runs_page_shows_the_mae_preview(at):
     cfg = RunConfig(method="mae", backbone="vit_tiny", steps=3, max_seconds=None, batch_size=16, train_size=64,
                     knn_bank=100, knn_test=50)
     execute(cfg, run_store(), run_store().create(asdict(cfg)), log=lambda s: None)
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]

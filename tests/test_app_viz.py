@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from sslcore import data
 
 APP = str(Path(__file__).parents[1] / "app.py")
-PAGES = {"pages/attention.py": "att", "pages/mae.py": "mae"}
+PAGES = {"views/attention.py": "att", "views/mae.py": "mae"}
 
 
 def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -74,7 +74,7 @@ def test_good_uploads_show_every_panel(app, page):
         at = upload_image(at, key, name, payload)
         assert not at.error, (name, [e.value for e in at.error])
         captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
-        if page == "pages/attention.py":
+        if page == "views/attention.py":
             assert any(c.startswith("input") for c in captions) and any("principal components" in c for c in captions)
             assert sum(re.match(r"head \d+: ", c) is not None for c in captions) == 3, name  # vit_tiny: 3 heads
         else:
@@ -137,7 +137,7 @@ def torch_bytes(obj) -> bytes:
 def test_mae_page_refuses_a_plain_vit(app):
     import timm
 
-    at = app("pages/mae.py")
+    at = app("views/mae.py")
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=8, depth=1)
     at.radio(key="mae_model_src").set_value("local file").run()
     at.file_uploader(key="mae_model_file").upload("vit.pth", torch_bytes(vit.state_dict()))
@@ -145,7 +145,7 @@ def test_mae_page_refuses_a_plain_vit(app):
     assert any("cannot reconstruct" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("page,method", [("pages/attention.py", "dino"), ("pages/mae.py", "mae")])
+@pytest.mark.parametrize("page,method", [("views/attention.py", "dino"), ("views/mae.py", "mae")])
 def test_my_runs_source(app, page, method):
     from dataclasses import asdict
 
@@ -184,7 +184,7 @@ def test_norm_pix_mae_is_shown_normalised_until_ground_truth_statistics_are_aske
     save_checkpoint(store.run_dir(run_id) / "checkpoint.safetensors", build_method(cfg, torch.device("cpu")).state_dict(),
                     {"config": asdict(cfg), "summary": {}})
     store.set_status(run_id, "finished")
-    at = app("pages/mae.py")
+    at = app("views/mae.py")
     at.radio(key="mae_model_src").set_value("my runs").run()
     captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert "reconstruction (normalised patches)" in captions

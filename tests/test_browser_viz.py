@@ -21,7 +21,7 @@ def photo(tmp_path):
 
 def open_page(page, server, title):  # noqa: F811
     # Through the router's sidebar, as a user does: a deep link to /attention makes Streamlit run
-    # pages/attention.py as a legacy page, without app.py's navigation and sidebar.
+    # views/attention.py as a legacy page, without app.py's navigation and sidebar.
     page.goto(server)
     page.get_by_role("link", name=title).click(timeout=60_000)
     page.get_by_role("heading", name=title).wait_for(timeout=60_000)

@@ -183,7 +183,7 @@ def at():
     app = AppTest.from_file(APP, default_timeout=120)
     app.run()
     assert not app.exception
-    app.switch_page("pages/compare.py")
+    app.switch_page("views/compare.py")
     return app
 
 

@@ -19,7 +19,7 @@ def at():
     st.cache_data.clear()
     app = AppTest.from_file(APP, default_timeout=180)
     app.run()
-    app.switch_page("pages/embeddings.py")
+    app.switch_page("views/embeddings.py")
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app

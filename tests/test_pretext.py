@@ -382,7 +382,7 @@ def test_pretext_page_renders_every_task():
     st.cache_data.clear()
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/pretext.py")
+    at.switch_page("views/pretext.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     shown = {"rotation": "turned 90°", "jigsaw": "permutation #", "relpos": "input 2, label",

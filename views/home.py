@@ -13,17 +13,17 @@ c1, c2, c3 = st.columns(3)
 with c1:
     st.subheader("See the views")
     st.markdown("Random crops, colour jitter, blur: the invariances a method learns come from its augmentations.")
-    st.page_link("pages/augmentations.py", label="Augmentations", icon=":material/photo_library:")
+    st.page_link("views/augmentations.py", label="Augmentations", icon=":material/photo_library:")
 with c2:
     st.subheader("Train live")
     st.markdown(f"{len(METHODS)} methods ({', '.join(sorted(METHODS))}) with loss, schedules, throughput, "
                 "collapse signals and online kNN accuracy as they move.")
-    st.page_link("pages/train.py", label="Train", icon=":material/model_training:")
+    st.page_link("views/train.py", label="Train", icon=":material/model_training:")
 with c3:
     st.subheader("Judge and learn")
     st.markdown("Every run is stored with its protocol; the concept playgrounds explain the maths.")
-    st.page_link("pages/runs.py", label="Runs", icon=":material/list:")
-    st.page_link("pages/concepts.py", label="Concepts", icon=":material/school:")
+    st.page_link("views/runs.py", label="Runs", icon=":material/list:")
+    st.page_link("views/concepts.py", label="Concepts", icon=":material/school:")
 
 st.divider()
 st.subheader("Status")

@@ -24,4 +24,4 @@ if run_id:
         st.subheader(f"Run {run_id}")
         st.caption(f"{record.method} on {record.dataset}, backbone {record.backbone}")
         live_run(run_id)
-        st.page_link("pages/runs.py", label="All runs", icon=":material/list:")
+        st.page_link("views/runs.py", label="All runs", icon=":material/list:")

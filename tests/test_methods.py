@@ -1,0 +1,278 @@
+"""Every registered method against the training-loop contract; MoCo, BYOL and DINO in detail.
+
+The registry tests iterate ``sorted(METHODS)``, so a method added later is covered without edits.
+"""
+
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslcore.augment import BatchViews
+from sslcore.methods import METHODS, create_method
+from sslcore.methods.dino import DINO, crop_sizes, update_center
+from sslcore.methods.moco import MoCo
+from sslcore.models import create_backbone
+from sslcore.runner import RunConfig, execute
+from sslcore.runs import RunStore
+from sslcore.train import OptimConfig, make_optimizer
+
+SIZE = 32
+
+
+def build(name: str, backbone: str | None = None, **options) -> torch.nn.Module:
+    """``name`` on the small CNN, or on ViT-Tiny for methods that refuse a CNN (MAE)."""
+    torch.manual_seed(0)
+    for candidate in ([backbone] if backbone else ["convnet", "vit_tiny"]):
+        try:
+            return create_method(name, create_backbone(candidate, SIZE), SIZE, **options).train()
+        except ValueError as e:
+            if backbone or candidate == "vit_tiny" or "vit" not in str(e).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def batch(n: int = 8) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def step(method, images=None, seed=0):
+    """One forward/backward like ``fit``, with the optimiser ``fit`` would build."""
+    optimizer = make_optimizer(list(method.parameters()), OptimConfig())
+    out = method.training_step(batch() if images is None else images, torch.Generator().manual_seed(seed))
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    return out, optimizer
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_one_step_gives_a_finite_scalar_and_online_gradients(name):
+    method = build(name)
+    out, optimizer = step(method)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in out.logs.values()), out.logs
+    if out.embedding is not None:
+        assert out.embedding.shape[0] == len(batch()) and not out.embedding.requires_grad
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for n, p in method.named_parameters():
+        if not p.requires_grad:  # targets, teachers, key encoders, fixed embeddings
+            assert p.grad is None, n
+            assert id(p) not in optimised, n
+        elif p.grad is not None:
+            assert torch.isfinite(p.grad).all(), n
+    grads = [p.grad.abs().sum() for p in method.backbone.parameters() if p.grad is not None]
+    assert grads and sum(grads) > 0, "no gradient reached the backbone"
+    for target, online in getattr(method, "ema_pairs", list)():
+        assert all(not p.requires_grad and p.grad is None for p in target.parameters())
+        assert any(p.requires_grad for p in online.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_view_pipelines_are_batch_views(name):
+    views = build(name).view_pipelines()
+    assert isinstance(views, list) and all(isinstance(v, BatchViews) for v in views)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in METHODS if hasattr(METHODS[n], "ema_pairs")))
+def test_on_step_end_moves_targets_exactly(name):
+    method = build(name)
+    _, optimizer = step(method)
+    optimizer.step()  # online and target now differ
+    pairs = method.ema_pairs()
+    old = [[p.detach().clone() for p in target.parameters()] for target, _ in pairs]
+    method.on_step_end(0.5)
+    m = method.momentum
+    assert 0 < m < 1
+    for (target, online), before in zip(pairs, old):
+        assert all(not p.requires_grad for p in target.parameters())
+        for t, o, b in zip(target.parameters(), online.parameters(), before):
+            torch.testing.assert_close(t, m * b + (1 - m) * o, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,targets", [("moco", {"key_backbone", "key_projector"}),
+                                          ("byol", {"target_backbone", "target_projector"}),
+                                          ("dino", {"teacher_backbone", "teacher_head"})])
+def test_ema_targets_are_the_frozen_copies(name, targets):
+    method = build(name)
+    assert {c for c, m in method.named_children() if any(m is t for t, _ in method.ema_pairs())} == targets
+    for target, online in method.ema_pairs():
+        assert type(target) is type(online) and target is not online
+
+
+# ---------------------------------------------------------------------------------------------
+# MoCo
+# ---------------------------------------------------------------------------------------------
+def test_moco_queue_fills_then_wraps_fifo():
+    moco = build("moco", queue_size=20)
+    keys = [F.normalize(torch.randn(8, moco.cfg.out_dim), dim=1) for _ in range(3)]
+    moco.dequeue_and_enqueue(keys[0])
+    assert int(moco.queue_filled) == 8 and int(moco.queue_ptr) == 8
+    moco.dequeue_and_enqueue(keys[1])
+    moco.dequeue_and_enqueue(keys[2])  # 24 keys into 20 rows: the oldest 4 are overwritten
+    assert int(moco.queue_filled) == 20 and int(moco.queue_ptr) == 4
+    torch.testing.assert_close(moco.queue[:4], keys[2][4:])
+    torch.testing.assert_close(moco.queue[4:8], keys[0][4:])
+    torch.testing.assert_close(moco.queue[8:16], keys[1])
+    torch.testing.assert_close(moco.queue[16:20], keys[2][:4])
+    big = F.normalize(torch.randn(50, moco.cfg.out_dim), dim=1)
+    moco.dequeue_and_enqueue(big)  # a batch larger than the queue keeps its newest keys
+    assert set(map(tuple, moco.queue.tolist())) == set(map(tuple, big[-20:].tolist()))
+
+
+def test_moco_step_uses_only_filled_rows_and_enqueues_its_keys():
+    moco = build("moco", queue_size=64)
+    images, g = batch(), torch.Generator().manual_seed(0)
+    out = moco.training_step(images, g)
+    assert int(moco.queue_filled) == 8 and out.logs["queue_fill"] == pytest.approx(8 / 64)
+    # The enqueued rows are the key encoder's normalised projections of the second view.
+    g = torch.Generator().manual_seed(0)
+    moco.views(images, g)
+    expected = moco.forward_key(moco.views(images, g))
+    torch.testing.assert_close(moco.queue[:8], expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(moco.queue[8:], torch.zeros(56, moco.cfg.out_dim))
+    out = moco.training_step(images, torch.Generator().manual_seed(1))
+    assert out.logs["queue_fill"] == pytest.approx(16 / 64)
+    assert -1 <= out.logs["key_query_agreement"] <= 1
+    assert out.logs["pos_logit"] == pytest.approx(out.logs["key_query_agreement"] / moco.cfg.temperature)
+
+
+def test_moco_loss_is_info_nce_against_the_queue():
+    moco = build("moco", queue_size=16)
+    moco.training_step(batch(), torch.Generator().manual_seed(0))  # 8 keys queued
+    negatives = moco.queue[:8].clone()
+    images, g = batch(), torch.Generator().manual_seed(1)
+    out = moco.training_step(images, g)
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = moco.views(images, g), moco.views(images, g)
+    q, k = F.normalize(moco.forward_query(x0), dim=1), moco.forward_key(x1)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ negatives.T], 1) / moco.cfg.temperature
+    assert out.loss.item() == pytest.approx(F.cross_entropy(logits, torch.zeros(8, dtype=torch.long)).item(), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# BYOL
+# ---------------------------------------------------------------------------------------------
+def test_byol_tau_follows_the_cosine_schedule():
+    byol = build("byol", base_momentum=0.9)
+    for progress, expected in [(0.0, 0.9), (0.5, 0.95), (1.0, 1.0)]:
+        byol.on_step_end(progress)
+        assert byol.momentum == pytest.approx(expected)
+        assert byol.training_step(batch(), torch.Generator()).logs["tau"] == pytest.approx(expected)
+
+
+def test_byol_loss_is_symmetric_over_the_views():
+    byol = build("byol")
+    images = batch()
+    out = byol.training_step(images, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([view(images, g) for view in byol.views])
+    p = byol.predictor(byol.projector(byol.backbone(x)))
+    z = byol.target_projector(byol.target_backbone(x))
+    cos = F.cosine_similarity(p, z.roll(8, dims=0), dim=1)  # view 1 against view 2 and back
+    assert out.loss.item() == pytest.approx((2 - 2 * cos).mean().item(), rel=1e-4)
+    assert 0 <= out.logs["online_std"] <= 1 and 0 <= out.logs["target_std"] <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# DINO
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backbone", ["convnet", "vit_tiny"])
+def test_dino_runs_on_cnn_and_vit(backbone):
+    dino = build("dino", backbone=backbone, local_crops=2)
+    out, _ = step(dino)
+    assert torch.isfinite(out.loss)
+    assert (dino.global_size, dino.local_size) == (24, 12)  # view_scale 0.75 of 32 px, locals half (ViT: 4 px patches)
+    assert [v.cfg.size for v in dino.view_pipelines()] == [24, 24, 12, 12]
+    assert set(out.logs) >= {"teacher_entropy", "kl_teacher_student", "collapse_alarm", "teacher_temp"}
+
+
+def test_dino_crop_sizes():
+    vit = create_backbone("vit_tiny", 32)  # 4 px patches
+    assert crop_sizes(vit, 32, 1.0) == (32, 16)
+    assert crop_sizes(vit, 32, 0.625) == (20, 8)
+    assert crop_sizes(create_backbone("convnet", 32), 32, 0.625) == (20, 10)
+
+
+def test_dino_teacher_temperature_warms_up_linearly():
+    dino = build("dino", warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_teacher_temp_frac=0.5)
+    temps = []
+    for progress in (0.0, 0.25, 0.5, 0.9):
+        dino.on_step_end(progress)
+        temps.append(dino.teacher_temp())
+    assert temps == pytest.approx([0.04, 0.055, 0.07, 0.07])
+
+
+def test_dino_centre_and_diagnostics():
+    dino = build("dino", local_crops=2, out_dim=64)
+    assert torch.equal(dino.center, torch.zeros(1, 64))
+    images = batch()
+    out = dino.training_step(images, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    globals_ = torch.cat([view(images, g) for view in dino.global_views])
+    with torch.no_grad():
+        teacher = dino.teacher_head(dino.teacher_backbone(globals_))
+    # The centre moved from 0 by (1 - m) times the batch mean of the teacher logits over both crops.
+    torch.testing.assert_close(dino.center, (1 - dino.cfg.center_momentum) * teacher.mean(0, keepdim=True),
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(update_center(torch.ones(1, 3), torch.zeros(4, 3), 0.9), torch.full((1, 3), 0.9))
+    p = F.softmax(teacher / dino.teacher_temp(), dim=-1)  # the step used the centre from before (zeros)
+    entropy = -(p * p.log()).sum(-1).mean().item()
+    assert out.logs["teacher_entropy"] == pytest.approx(entropy, rel=1e-3)
+    assert out.logs["kl_teacher_student"] == pytest.approx(out.loss.item() - entropy, abs=1e-3)
+    assert out.logs["kl_teacher_student"] >= -1e-4  # a KL divergence
+    assert out.logs["loss_over_lnK"] == pytest.approx(out.loss.item() / math.log(64))
+
+
+def test_dino_collapse_alarm_fires_on_a_uniform_teacher():
+    dino = build("dino", local_crops=0, out_dim=32)
+    with torch.no_grad():  # constant outputs: student and teacher uniform, loss = ln K
+        dino.head.prototypes.zero_()
+        dino.teacher_head.prototypes.zero_()
+    out = dino.training_step(batch(), torch.Generator())
+    assert out.loss.item() == pytest.approx(math.log(32), rel=1e-4)
+    assert out.logs["collapse_alarm"] == 1.0 and out.logs["teacher_entropy"] == pytest.approx(math.log(32), rel=1e-4)
+
+
+def test_dino_last_layer_is_frozen_at_first():
+    dino = build("dino", freeze_last_layer_frac=0.1)
+    step(dino)
+    assert dino.head.prototypes.grad is None
+    dino.on_step_end(0.2)
+    dino.zero_grad()
+    step(dino)
+    assert dino.head.prototypes.grad is not None and dino.head.prototypes.grad.abs().sum() > 0
+
+
+def test_configs_reject_bad_values():
+    with pytest.raises(ValueError, match="queue_size"):
+        MoCo.Config(queue_size=0)
+    with pytest.raises(ValueError, match="base_momentum"):
+        METHODS["byol"].Config(base_momentum=1.5)
+    with pytest.raises(ValueError, match="temperatures"):
+        DINO.Config(teacher_temp=0)
+    with pytest.raises(ValueError, match="local_crops"):
+        DINO.Config(local_crops=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Short runs learn (kNN on held-out shapes against the same network at random init)
+# ---------------------------------------------------------------------------------------------
+# (method, options, steps, measured gain in kNN points, asserted minimum gain)
+SHORT_RUNS = [
+    ("moco", {}, 300, None, None),
+    ("byol", {}, 300, None, None),
+    ("dino", {}, 200, None, None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,options,steps,measured,minimum", SHORT_RUNS, ids=[r[0] for r in SHORT_RUNS])
+def test_short_run_learns(tmp_path, name, options, steps, measured, minimum):
+    cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, batch_size=128, train_size=4000,
+                    knn_bank=2000, knn_test=500, knn_every_seconds=1e9, options=options).with_dataset_defaults()
+    store = RunStore(tmp_path)
+    summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
+    gain = summary["knn_top1"] - summary["knn_top1_random_init"]
+    assert gain > minimum, f"{name}: kNN {summary['knn_top1']:.1f} vs random init {summary['knn_top1_random_init']:.1f}"
