@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from sslcore.paths import cache_dir, sslcore_home  # noqa: F401  (re-exported for callers)
+from sslcore.paths import cache_dir
 from sslcore.runs import atomic_write
 
 DATASETS = ("shapes", "digits", "folder", "cifar10", "stl10")

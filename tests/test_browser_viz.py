@@ -1,13 +1,10 @@
 """The real app in headless Chromium: upload a photo on the attention and MAE pages and see every panel."""
 
-import os
 import re
 
 import pytest
-from test_browser import CHROMIUM, page, server  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                                      reason="Debian chromium is not installed (.ci/run installs it)")]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -19,20 +16,19 @@ def photo(tmp_path):
     return path
 
 
-def open_page(page, server, title):  # noqa: F811
-    # Through the router's sidebar, as a user does: a deep link to /attention makes Streamlit run
-    # views/attention.py as a legacy page, without app.py's navigation and sidebar.
+def open_page(page, server, title):
+    # Through the router's sidebar, as a user does.
     page.goto(server)
     page.get_by_role("link", name=title).click(timeout=60_000)
     page.get_by_role("heading", name=title).wait_for(timeout=60_000)
 
 
-def upload(page, photo):  # noqa: F811
+def upload(page, photo):
     page.get_by_text("upload", exact=True).click(timeout=60_000)
     page.locator("input[type=file]").last.set_input_files(str(photo), timeout=30_000)
 
 
-def test_attention_page_shows_every_panel_for_an_upload(server, page, photo, tmp_path):  # noqa: F811
+def test_attention_page_shows_every_panel_for_an_upload(server, page, photo, tmp_path):
     open_page(page, server, "DINO attention")
     upload(page, photo)
     page.get_by_text(re.compile(r"^input \d+x\d+")).wait_for(timeout=90_000)
@@ -46,7 +42,7 @@ def test_attention_page_shows_every_panel_for_an_upload(server, page, photo, tmp
     page.screenshot(path=str(tmp_path / "attention.png"), full_page=True)
 
 
-def test_mae_page_shows_every_panel_for_an_upload(server, page, photo, tmp_path):  # noqa: F811
+def test_mae_page_shows_every_panel_for_an_upload(server, page, photo, tmp_path):
     open_page(page, server, "MAE reconstructions")
     upload(page, photo)
     page.get_by_text("reconstruction + visible patches").wait_for(timeout=90_000)

@@ -199,7 +199,7 @@ def test_cifar10_folder():
 
 @pytest.mark.skipif(not (REAL_DATA / "tiny-imagenet-200" / "val").is_dir(), reason="Tiny-ImageNet not extracted")
 def test_tinyimagenet_val_labels_and_boxes():
-    from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
+    from sslcore.data import tinyimagenet_val_boxes
 
     root = REAL_DATA / "tiny-imagenet-200" / "val"
     boxes = tinyimagenet_val_boxes(root)
