@@ -259,19 +259,29 @@ def test_configs_reject_bad_values():
 # ---------------------------------------------------------------------------------------------
 # Short runs learn (kNN on held-out shapes against the same network at random init)
 # ---------------------------------------------------------------------------------------------
-# (method, options, steps, measured gain in kNN points, asserted minimum gain)
+# Measured on this 2-core CPU (shapes v2, train 4000, bank 2000, test 500; runs are seeded, so a
+# rerun on the same machine repeats them). (method, options, run overrides, steps, gain, minimum)
+# Not here, measured the same way and reported rather than asserted: colorization +0.2 at 300 steps
+# (shapes draws colours independently of the class, so colour from luminance has nothing to teach
+# about shape) and MAE -1.2 at 300 steps (its frozen features need far longer, or fine-tuning;
+# tests/test_mae.py checks it learns its own task).
 SHORT_RUNS = [
-    ("moco", {}, 300, None, None),
-    ("byol", {}, 300, None, None),
-    ("dino", {}, 200, None, None),
+    ("moco", {}, {}, 300, 7.8, 3.0),
+    ("byol", {}, {}, 400, 5.4, 2.0),
+    ("dino", {}, {"batch_size": 64}, 900, 5.4, 2.0),  # dips for ~300 steps (see DINO), then learns
+    ("rotation", {}, {}, 300, 11.6, 5.0),  # 4 x 128 inputs a step; batch 64 gave +1.0
+    ("jigsaw", {}, {}, 150, 3.0, 1.0),
+    ("relpos", {}, {}, 150, 1.6, 0.5),
+    ("inpainting", {}, {}, 300, 4.4, 2.0),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,options,steps,measured,minimum", SHORT_RUNS, ids=[r[0] for r in SHORT_RUNS])
-def test_short_run_learns(tmp_path, name, options, steps, measured, minimum):
-    cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, batch_size=128, train_size=4000,
-                    knn_bank=2000, knn_test=500, knn_every_seconds=1e9, options=options).with_dataset_defaults()
+@pytest.mark.parametrize("name,options,overrides,steps,measured,minimum", SHORT_RUNS, ids=[r[0] for r in SHORT_RUNS])
+def test_short_run_learns(tmp_path, name, options, overrides, steps, measured, minimum):
+    run = {"batch_size": 128, **overrides}
+    cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
+                    knn_test=500, knn_every_seconds=1e9, options=options, **run).with_dataset_defaults()
     store = RunStore(tmp_path)
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
     gain = summary["knn_top1"] - summary["knn_top1_random_init"]

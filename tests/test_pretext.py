@@ -121,6 +121,18 @@ def test_rotating_back_by_the_label_gives_the_original():
     assert torch.allclose(shown[3][:, :, 0].flip(-1), task.source[0][:, 0], atol=1e-5)
 
 
+def test_fewer_rotations_are_distinct_per_image_and_still_invertible():
+    task = rotation.make_task(random_images(5), gen(), rotation.RotationConfig(rotations=2))
+    assert task.inputs.shape == (10, 3, 32, 32)
+    ks = task.targets.view(2, 5)  # block j holds every image's j-th rotation
+    assert (ks[0] != ks[1]).all() and set(task.targets.tolist()) <= {0, 1, 2, 3}
+    shown = denormalize(task.inputs)
+    for i, k in enumerate(task.targets.tolist()):
+        assert torch.allclose(torch.rot90(shown[i], -k, dims=(-2, -1)), task.source[i % 5], atol=1e-5)
+    with pytest.raises(ValueError, match="rotations"):
+        rotation.RotationConfig(rotations=5)
+
+
 # ---------------------------------------------------------------------------------------------
 # jigsaw
 # ---------------------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ from typing import Any
 import streamlit as st
 
 from sslcore.augment import RECIPES, ViewConfig
+from sslcore.compare import VIT_ONLY_METHODS
 from sslcore.methods import METHODS
 from sslcore.models import BACKBONES
 from sslcore.runner import RunConfig
-
-VIT_ONLY = {"mae"}
 
 
 def view_config_widgets(base: ViewConfig, key: str) -> ViewConfig:
@@ -66,7 +65,7 @@ def run_config_form(key: str = "train") -> RunConfig | None:
             eval_dir = st.text_input("Labelled eval folder (optional)", "", key=f"{key}_eval")
         with c2:
             backbones = sorted(BACKBONES)
-            default_bb = "vit_tiny" if method in VIT_ONLY else "convnet"
+            default_bb = "vit_tiny" if method in VIT_ONLY_METHODS else "convnet"
             backbone = st.selectbox("Backbone", backbones, index=backbones.index(default_bb), key=f"{key}_bb")
             image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], 32, key=f"{key}_size")
             batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")

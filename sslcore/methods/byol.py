@@ -21,6 +21,8 @@ class BYOLConfig:
     base_momentum: float = 0.99  # paper: 0.996 (1000 epochs); lower so the target keeps up in short runs
     hidden_dim: int = 512  # paper: 4096
     out_dim: int = 128  # paper: 256
+    # Batch-normalise the projection (online and target, no affine); paper: none. See BYOL.
+    projector_bn: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)  # paper: (0.08, 1.0)
     view_scale: float = 0.75  # paper: 1.0; smaller views buy more steps (see SimCLRConfig)
     rotation: float = 0.0  # paper: none (max degrees; for data with no upright pose)
@@ -46,6 +48,14 @@ class BYOL(Method):
     No negatives: the predictor and the slowly moving target keep the representation from
     collapsing (sec. 3.1). The loss is symmetrised over the two asymmetric views, and the target's
     momentum follows the paper's cosine schedule from ``base_momentum`` to 1 over the run.
+
+    Projection BatchNorm: at random init the projections of all images share one large component
+    (pooled ReLU features are all positive), and the predictor first learns to output it: the loss
+    drops from 2 to 0.7 in 50 steps while the online features nearly collapse (their std fell to
+    1/6 of healthy) and kNN sank 8 points below random init, recovering only after ~600 steps.
+    Normalising the projection over the batch (as MoCo's head here) removes the shared component,
+    so the only way to lower the loss is to predict what tells images apart. Measured on
+    ``shapes``, 400 steps: kNN -6.4 points without, +5.4 with.
     """
 
     name = "byol"
@@ -53,7 +63,7 @@ class BYOL(Method):
 
     def __init__(self, backbone: nn.Module, cfg: BYOLConfig = BYOLConfig()) -> None:
         super().__init__(backbone, cfg)
-        self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim))
+        self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim), last_bn=cfg.projector_bn)
         self.predictor = mlp((cfg.out_dim, cfg.hidden_dim, cfg.out_dim))
         self.target_backbone = copy_frozen(backbone)
         self.target_projector = copy_frozen(self.projector)

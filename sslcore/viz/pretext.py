@@ -87,9 +87,9 @@ def mosaic(tiles: Tensor, columns: int = 3, pad: int = 1) -> Tensor:
     k, c, t, _ = tiles.shape
     rows = math.ceil(k / columns)
     out = torch.ones(c, rows * (t + pad) - pad, columns * (t + pad) - pad)
-    for i, tile in enumerate(tiles):
+    for i, piece in enumerate(tiles):
         r, q = divmod(i, columns)
-        out[:, r * (t + pad):r * (t + pad) + t, q * (t + pad):q * (t + pad) + t] = tile
+        out[:, r * (t + pad):r * (t + pad) + t, q * (t + pad):q * (t + pad) + t] = piece
     return out
 
 
