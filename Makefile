@@ -6,7 +6,7 @@ SHARED ?= ../shared/data
 TESTDATA := .cache/data
 PORT ?= 8501
 
-.PHONY: app test test-fast bench testdata clean
+.PHONY: app test test-long test-fast bench testdata clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ testdata:
 
 test: $(STAMP) testdata
 	$(PY) -m pytest
+
+# The minutes-long short-run checks (DINO, rotation) that CI leaves out to stay under 20 minutes.
+test-long: $(STAMP) testdata
+	$(PY) -m pytest -m long
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not browser and not slow"
