@@ -7,6 +7,7 @@ it): the supervised model trains the same backbone with the same views for the r
 steps on the same labelled subset. Fractions are of the whole training set (bank = 50,000).
 
 Usage: python benchmarks/probe_table.py [--store .cache/bench_runs] [--fractions 0.01 0.1 1]
+       [--methods simclr moco ...] [--no-references]
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ def main() -> None:
     p.add_argument("--bank", type=int, default=50_000, help="labelled training images the fractions are taken from")
     p.add_argument("--test", type=int, default=10_000)
     p.add_argument("--results", type=Path, help="also write each run's scores as JSON lines here")
+    p.add_argument("--methods", nargs="+", help="only these methods' runs (default: every method in the store)")
+    p.add_argument("--no-references", action="store_true", help="skip random init and supervised (measured already)")
     args = p.parse_args()
     runs = [r for r in RunStore(args.store).list(status=("finished",))
             if r.dataset == "folder" and r.config.get("eval_dir") and "cifar10" in r.config["eval_dir"]]
-    runs = list({r.method: r for r in reversed(runs)}.values())  # the newest run per method
+    runs = [r for r in {r.method: r for r in reversed(runs)}.values()  # the newest run per method
+            if args.methods is None or r.method in args.methods]
     names = [f"{100 * f:g}%" for f in args.fractions]  # as sslcore.eval.percent writes them
     print(f"| model | backbone | steps | kNN % | {' | '.join(f'linear {n} %' for n in names)} |")
     print("|---|---|---|---|" + "---|" * len(names))
     protocols: dict[str, str] = {}
     references_done: set[str] = set()
     for r in sorted(runs, key=lambda r: r.method):
-        with_refs = r.backbone not in references_done
+        with_refs = not args.no_references and r.backbone not in references_done
         references_done.add(r.backbone)
         out = evaluate_run(RunStore(args.store).run_dir(r.id), "folder", data_dir=str(CIFAR / "train"),
                            eval_dir=str(CIFAR / "test"), bank=args.bank, test=args.test,
