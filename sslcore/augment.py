@@ -78,6 +78,12 @@ def view_size(image_size: int, scale: float) -> int:
     return max(4, round(image_size * scale))
 
 
+def color_jitter(strength: float) -> dict[str, float]:
+    """SimCLR's colour jitter of strength s (appendix A): brightness, contrast, saturation 0.8s, hue 0.2s."""
+    return {"brightness": 0.8 * strength, "contrast": 0.8 * strength, "saturation": 0.8 * strength,
+            "hue": min(0.5, 0.2 * strength)}
+
+
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> Tensor:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 

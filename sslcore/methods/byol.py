@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe, view_size
+from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import byol_loss
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
@@ -102,8 +102,3 @@ class BYOL(Method):
     def view_pipelines(self) -> list[BatchViews]:
         return list(self.views)
 
-
-def color_jitter(strength: float) -> dict[str, float]:
-    """SimCLR's colour jitter of strength s (appendix A): brightness, contrast, saturation 0.8s, hue 0.2s."""
-    return {"brightness": 0.8 * strength, "contrast": 0.8 * strength, "saturation": 0.8 * strength,
-            "hue": min(0.5, 0.2 * strength)}

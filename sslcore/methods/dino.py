@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe, view_size
+from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import dino_loss
 from sslcore.methods.base import Method, StepOutput
-from sslcore.methods.byol import color_jitter
 from sslcore.models.backbones import is_vit
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
 

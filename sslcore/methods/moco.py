@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe, view_size
+from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import info_nce_queue
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update
@@ -65,10 +65,9 @@ class MoCo(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))  # next row to overwrite
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # rows holding real keys
         # MoCo v2's views are SimCLR's (no blur at 32 px, as SimCLR does on CIFAR-10).
-        c = cfg.color_strength
         self.views = BatchViews(recipe("simclr", view_size(cfg.image_size, cfg.view_scale),
-                                       crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation, brightness=0.8 * c,
-                                       contrast=0.8 * c, saturation=0.8 * c, hue=min(0.5, 0.2 * c)))
+                                       crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation,
+                                       **color_jitter(cfg.color_strength)))
 
     def forward_query(self, x: Tensor) -> Tensor:
         """(N, 3, S, S) -> (N, out_dim) float32 queries (not normalised)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from sslcore.augment import BatchViews, recipe, view_size
+from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import nt_xent
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.heads import mlp
@@ -36,10 +36,8 @@ class SimCLR(Method):
     def __init__(self, backbone: nn.Module, cfg: SimCLRConfig = SimCLRConfig()) -> None:
         super().__init__(backbone, cfg)
         self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim))
-        c = cfg.color_strength
         self.views = BatchViews(recipe("simclr", view_size(cfg.image_size, cfg.view_scale), crop_scale=tuple(cfg.crop_scale),
-                                       rotation=cfg.rotation, brightness=0.8 * c, contrast=0.8 * c, saturation=0.8 * c,
-                                       hue=min(0.5, 0.2 * c)))
+                                       rotation=cfg.rotation, **color_jitter(cfg.color_strength)))
 
     def training_step(self, images: Tensor, generator: torch.Generator) -> StepOutput:
         b = len(images)
