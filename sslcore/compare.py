@@ -21,6 +21,7 @@ from torch import Tensor
 from sslcore.data import load_folder, load_split, stratified_split
 from sslcore.eval import extract_features
 from sslcore.methods import METHODS
+from sslcore.models import BACKBONES
 from sslcore.runner import RunConfig, launch, load_run
 from sslcore.runs import ACTIVE, RunRecord, RunStore
 from sslcore.viz.projection import pca
@@ -30,6 +31,11 @@ Metrics = dict[str, tuple[list[int], list[float]]]
 # Methods whose architecture needs patch tokens (MAE masks and drops them): a race gives them a ViT.
 VIT_ONLY_METHODS = frozenset({"mae"})
 RACE_VIT_BACKBONE = "vit_tiny"
+
+
+def backbones_for(method: str) -> list[str]:
+    """The backbones ``method`` can train, sorted: the ViTs alone for :data:`VIT_ONLY_METHODS`."""
+    return sorted(b for b in BACKBONES if method not in VIT_ONLY_METHODS or b.startswith("vit"))
 RACE_PREFIX = "race-"
 
 # Properties that make scores incomparable outright (any other difference makes a comparison unequal).
@@ -302,7 +308,7 @@ def race_configs(methods: Sequence[str], base: RunConfig) -> list[RunConfig]:
     out = []
     for m in methods:
         backbone = base.backbone
-        if m in VIT_ONLY_METHODS and not backbone.startswith("vit"):
+        if backbone not in backbones_for(m):
             backbone = RACE_VIT_BACKBONE
         out.append(replace(base, method=m, backbone=backbone, options={}))
     return out

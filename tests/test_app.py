@@ -72,6 +72,15 @@ def test_train_form_launches_a_run_that_lands_in_runs(at):
     assert table["status"].tolist() == ["finished"] and table["kNN top-1 %"].tolist()[0] != ""
 
 
+def test_train_form_offers_mae_only_vit_backbones(at):
+    at.switch_page("views/train.py")
+    at.run()
+    assert at.selectbox(key="train_bb").value == "convnet"
+    at.selectbox(key="train_method").select("mae").run()
+    backbone = at.selectbox(key="train_bb_vit")
+    assert backbone.value == "vit_tiny" and all(o.startswith("vit") for o in backbone.options)
+
+
 def test_runs_page_shows_the_mae_preview(at):
     from dataclasses import asdict
 

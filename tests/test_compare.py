@@ -9,8 +9,8 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from sslcore.compare import (RACE_VIT_BACKBONE, align_curves, comparison_rows, differences, embed_runs,
-                             fairness_flags, lane, launch_race, race_configs, races, scores)
+from sslcore.compare import (RACE_VIT_BACKBONE, align_curves, backbones_for, comparison_rows, differences,
+                             embed_runs, fairness_flags, lane, launch_race, race_configs, races, scores)
 from sslcore.runner import RunConfig, execute
 from sslcore.runs import DONE, RunRecord, RunStore
 
@@ -107,6 +107,7 @@ def test_race_configs_share_conditions_and_give_mae_a_vit():
     assert all((c.dataset, c.max_seconds, c.seed, c.options) == ("digits", 30.0, 3, {}) for c in configs)
     vit = race_configs(["mae"], RunConfig(backbone="vit_small"))
     assert vit[0].backbone == "vit_small"
+    assert backbones_for("mae") == ["vit_small", "vit_tiny"] and "convnet" in backbones_for("simclr")
     for bad, match in (([], "at least one"), (["simclr", "simclr"], "once"), (["nope"], "unknown")):
         with pytest.raises(ValueError, match=match):
             race_configs(bad, base)

@@ -9,9 +9,8 @@ from typing import Any
 import streamlit as st
 
 from sslcore.augment import RECIPES, ViewConfig
-from sslcore.compare import VIT_ONLY_METHODS
+from sslcore.compare import VIT_ONLY_METHODS, backbones_for
 from sslcore.methods import METHODS
-from sslcore.models import BACKBONES
 from sslcore.runner import RunConfig
 
 
@@ -64,9 +63,12 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                                      help="root/<class>/* (labelled: kNN is measured) or a flat folder")
             eval_dir = st.text_input("Labelled eval folder (optional)", "", key=f"{key}_eval")
         with c2:
-            backbones = sorted(BACKBONES)
-            default_bb = "vit_tiny" if method in VIT_ONLY_METHODS else "convnet"
-            backbone = st.selectbox("Backbone", backbones, index=backbones.index(default_bb), key=f"{key}_bb")
+            backbones = backbones_for(method)
+            vit_only = method in VIT_ONLY_METHODS
+            # One widget key per list: a keyed selectbox keeps its value when its options change,
+            # which carried 'convnet' over to MAE.
+            backbone = st.selectbox("Backbone", backbones, index=backbones.index("vit_tiny" if vit_only else "convnet"),
+                                    key=f"{key}_bb_vit" if vit_only else f"{key}_bb")
             image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], 32, key=f"{key}_size")
             batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")
         with c3:
