@@ -25,14 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sslcore.augment import normalize
 from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
 from sslcore.models.load import LoadedModel, default_model, from_run, load_shipped, random_init
-from sslcore.models.vit import make_mask
-from sslcore.viz.attention import materialised_attention
-from sslcore.viz.mae import panels
-from sslcore.viz.quality import (blur_fill, box_scores, centred_blob, masked_psnr, mean_fill,
-                                 patch_mask_to_pixels)
+from sslcore.viz.quality import (box_scores, centred_blob, fill_psnr, head_mean_attention, mae_masks,
+                                 reconstruction_psnr)
 
 VAL = Path(__file__).parents[1] / ".cache" / "data" / "tiny-imagenet-200" / "val"
 
@@ -41,21 +37,6 @@ def source(spec: str | None, kind: str) -> LoadedModel:
     if spec is None:
         return default_model(kind)
     return from_run(spec) if Path(spec).is_dir() else load_shipped(spec)
-
-
-@torch.no_grad()
-def head_mean_attention(vit: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """(N, h, w) head-mean CLS attention of the last block for (N, 3, S, S) images in [0, 1]."""
-    patch = vit.patch_embed.patch_size[0]
-    h, w = images.shape[-2] // patch, images.shape[-1] // patch
-    out = []
-    vit.eval()
-    for chunk in images.split(batch):
-        with materialised_attention(vit.blocks[-1]) as captured:
-            vit.forward_features(normalize(chunk))
-        att = captured[-1][:, :, 0, vit.num_prefix_tokens:].float().mean(1)  # (B, h*w)
-        out.append(att.reshape(-1, h, w).numpy())
-    return np.concatenate(out)
 
 
 def attention_quality(loaded: LoadedModel, images: torch.Tensor, boxes: list[tuple[int, int, int, int]],
@@ -77,27 +58,16 @@ def attention_quality(loaded: LoadedModel, images: torch.Tensor, boxes: list[tup
     return out
 
 
-@torch.no_grad()
 def mae_quality(loaded: LoadedModel, images: torch.Tensor, ratio: float, seed: int) -> dict[str, float]:
     mae = loaded.model
-    x = images.float() / 255  # (N, 3, S, S)
-    grid = (x.shape[-2] // mae.patch, x.shape[-1] // mae.patch)
-    mask = make_mask("random", len(x), grid, ratio, torch.Generator().manual_seed(seed))  # (N, L)
+    masks = mae_masks(len(images), (images.shape[-2] // mae.patch, images.shape[-1] // mae.patch), ratio, seed)
     rand = random_init("mae", {k: loaded.config[k] for k in ("backbone", "image_size", "options")
                                if k in loaded.config}).model
-    names = ("trained", "random init", "mean colour fill", "blur fill (sigma = patch/2)", "blur fill (sigma = patch)")
-    psnr: dict[str, list[float]] = {name: [] for name in names}
-    for model, name in ((mae, "trained"), (rand, "random init")):
-        for chunk, m in zip(x.split(256), mask.split(256)):
-            for p in panels(model.eval().reconstruct(chunk, m)):
-                hidden = patch_mask_to_pixels(p.mask.reshape(-1), grid, mae.patch)
-                psnr[name].append(masked_psnr(p.reconstruction, p.original, hidden))
-    for img, m in zip(x.numpy(), mask.numpy()):
-        hidden = patch_mask_to_pixels(m, grid, mae.patch)
-        psnr["mean colour fill"].append(masked_psnr(mean_fill(img, hidden), img, hidden))
-        psnr["blur fill (sigma = patch/2)"].append(masked_psnr(blur_fill(img, hidden, mae.patch / 2), img, hidden))
-        psnr["blur fill (sigma = patch)"].append(masked_psnr(blur_fill(img, hidden, mae.patch), img, hidden))
-    return {name: float(np.mean(v)) for name, v in psnr.items()}
+    psnr = {"trained": reconstruction_psnr(mae, images, masks), "random init": reconstruction_psnr(rand, images, masks),
+            "mean colour fill": fill_psnr(images, masks, mae.patch),
+            "blur fill (sigma = patch/2)": fill_psnr(images, masks, mae.patch, mae.patch / 2),
+            "blur fill (sigma = patch)": fill_psnr(images, masks, mae.patch, mae.patch)}
+    return {name: float(v.mean()) for name, v in psnr.items()}
 
 
 def main() -> None:

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="NAME.safetensors (NAME.json and NAME.md are written beside it)")
     x.add_argument("--fp16", action="store_true", help="store floating tensors in float16 (shipped checkpoints do)")
     x.add_argument("--metrics", help="JSON file of measured numbers to record in the provenance note")
+    x.add_argument("--note", default="", help="a sentence for the provenance note (e.g. where it was trained)")
     x.add_argument("--json", action="store_true")
 
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
         try:
-            result = export_run(args.run, args.out, fp16=args.fp16, metrics=metrics)
+            result = export_run(args.run, args.out, fp16=args.fp16, metrics=metrics, note=args.note)
         except ValueError as e:  # too large, not a run, no tensors to export: a message, not a traceback
             raise SystemExit(f"sslcore export: {e}") from e
         print(json.dumps(result) if args.json else f"wrote {args.out} ({result['weights']}) and its .json/.md")

@@ -64,7 +64,7 @@ def export_state(state: Mapping[str, torch.Tensor], method: str) -> tuple[str, d
 
 
 def export_run(run_dir: str | Path, out: str | Path, fp16: bool = True, metrics: Mapping[str, Any] | None = None,
-               max_bytes: int | None = None) -> dict[str, Any]:
+               max_bytes: int | None = None, note: str = "") -> dict[str, Any]:
     """Export run ``run_dir`` to ``out`` (``NAME.safetensors``) with its config and provenance.
 
     Args:
@@ -73,6 +73,7 @@ def export_run(run_dir: str | Path, out: str | Path, fp16: bool = True, metrics:
         fp16: cast floating tensors to float16 (shipped checkpoints are).
         metrics: measured numbers to record besides the run's own (e.g. attention-in-box).
         max_bytes: refuse files larger than this (default ``MAX_SHIPPED_BYTES``, 20 MB).
+        note: what a reader must know that the numbers do not say (e.g. "trained on a 2-core CPU").
 
     Returns:
         The JSON config written to ``NAME.json``.
@@ -108,7 +109,7 @@ def export_run(run_dir: str | Path, out: str | Path, fp16: bool = True, metrics:
             "command": command, "config": asdict(cfg), "dataset": cfg.dataset, "data_dir": cfg.data_dir,
             "eval_dir": cfg.eval_dir,
             "steps": summary.get("steps"), "seconds": summary.get("seconds"), "device": summary.get("device"),
-            "precision": summary.get("precision"), "run_id": run_dir.name,
+            "precision": summary.get("precision"), "run_id": run_dir.name, "note": note,
             "exported": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "metrics": {**run_metrics, **(metrics or {})}},
     }
     blob = save_safetensors_bytes(tensors, metadata={"format": "pt", "sslcore": json.dumps(config)})
@@ -127,6 +128,7 @@ def provenance_note(name: str, config: Mapping[str, Any], size: int) -> str:
              f"{config['dtype']}, {size / 2**20:.1f} MB.", "", "Trained with:", "", "```bash", p["command"], "```", "",
              f"- data: {p['dataset']}" + (f" from `{p['data_dir']}`" if p.get("data_dir") else ""),
              f"- steps: {p['steps']}, training seconds: {p['seconds']}, device: {p['device']} ({p['precision']})",
-             f"- run: {p['run_id']}, exported {p['exported']}", "", "Measured:", ""]
+             f"- run: {p['run_id']}, exported {p['exported']}", "", *([p["note"], ""] if p.get("note") else []),
+             "Measured:", ""]
     lines += [f"- {k}: {json.dumps(v)}" for k, v in p["metrics"].items()] or ["- (nothing measured)"]
     return "\n".join(lines) + "\n"

@@ -213,14 +213,16 @@ def test_export_round_trip_shipped_and_local(tmp_path, monkeypatch):
     fallback = load.default_model("vit")
     assert "No shipped DINO ViT" in fallback.notes[0] and fallback.source.startswith("random-init vit_tiny")
 
-    config = export_run(run_dir, assets / "dino_test.safetensors", fp16=True, metrics={"attention_in_box": 0.5})
+    config = export_run(run_dir, assets / "dino_test.safetensors", fp16=True, metrics={"attention_in_box": 0.5},
+                        note="Trained on a 2-core CPU.")
     assert config["kind"] == "vit" and config["dtype"] == "float16"
     assert config["provenance"]["metrics"] == {"knn_top1": 41.0, "attention_in_box": 0.5}
     assert config["provenance"]["command"] == train_command(cfg)
     note = (assets / "dino_test.md").read_text()
-    assert train_command(cfg) in note and "knn_top1: 41.0" in note
+    assert train_command(cfg) in note and "knn_top1: 41.0" in note and "\nTrained on a 2-core CPU.\n" in note
     assert json.loads((assets / "dino_test.json").read_text()) == config
     assert load.shipped_names("vit") == ["dino_test"] and load.shipped_names("mae") == []
+    assert load.load_shipped("dino_test").notes == (f"trained by `{train_command(cfg)}`", "Trained on a 2-core CPU.")
     # fp16 weights: the teacher's features within fp16 rounding, and clearly not the student's.
     for loaded in (load.load_shipped("dino_test"), load.default_model("vit"),
                    load.load_local_file((assets / "dino_test.safetensors").read_bytes(), "dino_test.safetensors")):

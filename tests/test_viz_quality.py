@@ -4,9 +4,17 @@ import math
 
 import numpy as np
 import pytest
+import timm
+import torch
 
-from sslcore.viz.quality import (blur_fill, box_mask, box_scores, centred_blob, mass_inside, masked_psnr, mean_fill,
-                                 patch_mask_to_pixels, patch_to_pixels)
+from sslcore.augment import normalize
+from sslcore.methods import create_method
+from sslcore.models import create_backbone
+from sslcore.viz.attention import attention_maps
+from sslcore.viz.mae import mae_reconstruct
+from sslcore.viz.quality import (blur_fill, box_mask, box_scores, centred_blob, fill_psnr, head_mean_attention,
+                                 mae_masks, mass_inside, masked_psnr, mean_fill, patch_mask_to_pixels, patch_to_pixels,
+                                 reconstruction_psnr)
 
 
 def test_box_mask_corners_are_inclusive_and_clipped():
@@ -107,3 +115,37 @@ def test_blur_fill_spreads_visible_colours():
     img = np.zeros((3, 64, 64))
     img[1, :, :2] = 0.8
     np.testing.assert_allclose(blur_fill(img, far, sigma=0.5)[:, 10, 60], [0, 0.8, 0])
+
+
+def test_head_mean_attention_is_the_viewers_map_batched():
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=8,
+                            depth=2, dynamic_img_size=True)
+    images = torch.rand(5, 3, 32, 32)
+    batched = head_mean_attention(vit, images, batch=2)
+    assert batched.shape == (5, 4, 4) and vit.training  # mode restored
+    for image, got in zip(images, batched):
+        np.testing.assert_allclose(got, attention_maps(vit, normalize(image[None])[0]).mean(0), atol=1e-5)
+
+
+def test_reconstruction_and_fill_psnr_per_image():
+    torch.manual_seed(0)
+    mae = create_method("mae", create_backbone("vit_tiny", 32), 32).eval()
+    side = 32 // mae.patch
+    grid, n_hidden = (side, side), int(0.75 * side * side)
+    images = (torch.rand(3, 3, 32, 32) * 255).to(torch.uint8)
+    masks = mae_masks(3, grid, 0.75, seed=1)
+    assert torch.equal(masks, mae_masks(3, grid, 0.75, seed=1)) and (masks.sum(1) == n_hidden).all()
+    psnr = reconstruction_psnr(mae, images, masks, batch=2)
+    for image, mask, got in zip(images, masks, psnr):  # the MAE page's panel of the same image and mask
+        panel = mae_reconstruct(mae, image, mask=mask.reshape(grid))
+        hidden = patch_mask_to_pixels(mask.numpy(), grid, mae.patch)
+        assert got == pytest.approx(masked_psnr(panel.reconstruction, panel.original, hidden), abs=1e-4)
+    x = images.float().numpy() / 255
+    for sigma in (None, 4.0):
+        expected = [masked_psnr(mean_fill(img, h) if sigma is None else blur_fill(img, h, sigma), img, h)
+                    for img, h in ((x[i], patch_mask_to_pixels(masks[i].numpy(), grid, mae.patch)) for i in range(3))]
+        np.testing.assert_allclose(fill_psnr(images, masks, mae.patch, sigma), expected)
+    norm_pix = create_method("mae", create_backbone("vit_tiny", 32), 32, norm_pix_loss=True)
+    with pytest.raises(ValueError, match="norm-pix"):
+        reconstruction_psnr(norm_pix, images, masks)

@@ -164,8 +164,9 @@ def load_shipped(name: str) -> LoadedModel:
     state, _ = read_checkpoint_bytes((root / f"{name}.safetensors").read_bytes(), f"{name}.safetensors")
     loaded = model_from_export(state, config, f"shipped {name}")
     prov = config.get("provenance", {})
-    note = f"trained by `{prov['command']}`" if str(prov.get("command", "")).startswith("sslcore") else ""
-    return LoadedModel(loaded.model, loaded.kind, loaded.source, (note,) if note else (), loaded.config,
+    notes = (f"trained by `{prov['command']}`" if str(prov.get("command", "")).startswith("sslcore") else "",
+             prov.get("note", ""))
+    return LoadedModel(loaded.model, loaded.kind, loaded.source, tuple(n for n in notes if n), loaded.config,
                        loaded.image_size)
 
 

@@ -14,11 +14,20 @@ that spreads them into the holes (normalised convolution).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
+from torch import Tensor, nn
 
-from sslcore.viz.attention import threshold_mass
+from sslcore.augment import normalize
+from sslcore.models.vit import make_mask
+from sslcore.viz.attention import materialised_attention, threshold_mass
+from sslcore.viz.mae import panels
+
+if TYPE_CHECKING:
+    from sslcore.methods.mae import MAE
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, inclusive, as in ImageNet's annotations
 
@@ -127,3 +136,66 @@ def blur_fill(image: np.ndarray, hidden: np.ndarray, sigma: float) -> np.ndarray
         spread = gaussian_filter(image[c] * visible, sigma, mode="nearest")
         out[c] = np.where(hidden, np.where(weight > 1e-6, spread / np.maximum(weight, 1e-6), fill[c]), image[c])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# batched measurements over a held-out set
+# ---------------------------------------------------------------------------------------------
+@torch.no_grad()
+def head_mean_attention(vit: nn.Module, images: Tensor, block: int = -1, batch: int = 256) -> np.ndarray:
+    """(N, h, w) head-mean CLS-to-patch attention of ``block`` for (N, 3, S, S) images in [0, 1].
+
+    The batched form of :func:`sslcore.viz.attention.attention_maps` averaged over heads.
+    """
+    patch = vit.patch_embed.patch_size[0]
+    h, w = images.shape[-2] // patch, images.shape[-1] // patch
+    was_training = vit.training
+    vit.eval()
+    out = []
+    try:
+        for chunk in images.split(batch):
+            with materialised_attention(vit.blocks[block]) as captured:
+                vit.forward_features(normalize(chunk))
+            att = captured[-1][:, :, 0, vit.num_prefix_tokens:].float().mean(1)  # (B, h*w)
+            out.append(att.reshape(-1, h, w).cpu().numpy())
+    finally:
+        vit.train(was_training)
+    return np.concatenate(out)
+
+
+def mae_masks(n: int, grid: tuple[int, int], ratio: float, seed: int) -> Tensor:
+    """(n, L) seeded random masks (1 = hidden), the same for every model and fill compared on them."""
+    return make_mask("random", n, grid, ratio, torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def reconstruction_psnr(mae: "MAE", images: Tensor, masks: Tensor, batch: int = 256) -> np.ndarray:
+    """(N,) PSNR over the hidden pixels of ``mae``'s reconstructions of uint8 images (N, 3, S, S),
+    in pixel space as the MAE page shows them (:func:`sslcore.viz.mae.panels`)."""
+    grid = (images.shape[-2] // mae.patch, images.shape[-1] // mae.patch)
+    was_training = mae.training
+    mae.eval()
+    out = []
+    try:
+        for chunk, m in zip(images.float().div(255).split(batch), masks.split(batch)):
+            for p in panels(mae.reconstruct(chunk, m)):
+                if p.space != "pixels":
+                    raise ValueError("a norm-pix MAE reconstructs normalised patches: no pixel PSNR without "
+                                     "the hidden patches' own statistics")
+                out.append(masked_psnr(p.reconstruction, p.original, patch_mask_to_pixels(p.mask.reshape(-1), grid,
+                                                                                          mae.patch)))
+    finally:
+        mae.train(was_training)
+    return np.array(out)
+
+
+def fill_psnr(images: Tensor, masks: Tensor, patch: int, sigma: float | None = None) -> np.ndarray:
+    """(N,) PSNR over the hidden pixels of a fill from the visible ones alone: their mean colour
+    (``sigma`` None) or :func:`blur_fill` with ``sigma`` pixels."""
+    grid = (images.shape[-2] // patch, images.shape[-1] // patch)
+    out = []
+    for img, m in zip(images.float().div(255).numpy(), masks.numpy()):
+        hidden = patch_mask_to_pixels(m, grid, patch)
+        filled = mean_fill(img, hidden) if sigma is None else blur_fill(img, hidden, sigma)
+        out.append(masked_psnr(filled, img, hidden))
+    return np.array(out)
