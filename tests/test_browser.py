@@ -32,3 +32,30 @@ def test_start_watch_stop_and_find_run(server, page, tmp_path):
     page.locator("[role=gridcell]", has_text=run_id).first.wait_for(state="attached", timeout=60_000)
     page.get_by_text(re.compile(r"stopped · step \d+")).first.wait_for(timeout=30_000)
     assert (tmp_path / "home" / "runs" / run_id / "checkpoint.safetensors").exists()
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).first.click(timeout=60_000)  # a selectbox opens a listbox of options
+    page.get_by_role("option", name=option, exact=True).click(timeout=30_000)
+
+
+@pytest.mark.parametrize("method, diagnostics", [("dino", "method diagnostics"), ("mae", "Fixed held-out images")])
+def test_train_page_runs_dino_and_mae(server, page, tmp_path, method, diagnostics):
+    page.goto(f"{server}/train")
+    choose(page, "Method", method)
+    page.get_by_text(f"{method} options").wait_for(timeout=30_000)  # the form rebuilt for the method
+    page.get_by_text("steps", exact=True).click()
+    budget = page.get_by_role("spinbutton", name="Budget")
+    budget.fill("8")
+    budget.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    status = page.get_by_text(re.compile(r"(finished|stopped|failed|diverged) · step \d+")).first
+    status.wait_for(timeout=240_000)
+    assert "finished · step 8 " in status.inner_text(), page.locator("[data-testid=stAlert]").all_inner_texts()
+    page.get_by_text(diagnostics).first.wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / f"train_{method}.png"), full_page=True)
+    run_id = page.url.split("run=")[1]
+    run_dir = tmp_path / "home" / "runs" / run_id
+    assert (run_dir / "checkpoint.safetensors").exists()
+    assert f'"method": "{method}"' in (run_dir / "config.json").read_text()
