@@ -31,11 +31,6 @@ Metrics = dict[str, tuple[list[int], list[float]]]
 # Methods whose architecture needs patch tokens (MAE masks and drops them): a race gives them a ViT.
 VIT_ONLY_METHODS = frozenset({"mae"})
 RACE_VIT_BACKBONE = "vit_tiny"
-
-
-def backbones_for(method: str) -> list[str]:
-    """The backbones ``method`` can train, sorted: the ViTs alone for :data:`VIT_ONLY_METHODS`."""
-    return sorted(b for b in BACKBONES if method not in VIT_ONLY_METHODS or b.startswith("vit"))
 RACE_PREFIX = "race-"
 
 # Properties that make scores incomparable outright (any other difference makes a comparison unequal).
@@ -289,6 +284,11 @@ def embed_runs(store: RunStore, run_ids: Sequence[str], dataset: str, data_dir: 
 
 
 # --------------------------------------------------------------------------- races
+
+
+def backbones_for(method: str) -> list[str]:
+    """The backbones ``method`` can train, sorted: the ViTs alone for :data:`VIT_ONLY_METHODS`."""
+    return sorted(b for b in BACKBONES if method not in VIT_ONLY_METHODS or b.startswith("vit"))
 
 
 def race_configs(methods: Sequence[str], base: RunConfig) -> list[RunConfig]:
