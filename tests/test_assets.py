@@ -13,6 +13,7 @@ from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
 from sslcore.models.load import MAX_SHIPPED_BYTES, assets_dir, default_model, load_shipped, random_init
 from sslcore.viz.quality import (box_scores, centred_blob, fill_psnr, head_mean_attention, mae_masks,
                                  reconstruction_psnr)
+
 SHIPPED = {"dino_vit_tiny": "vit", "mae_vit_tiny": "mae"}
 REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", Path(__file__).parents[1] / ".cache" / "data"))
 VAL = REAL_DATA / "tiny-imagenet-200" / "val"
