@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
 from sslcore.models.load import LoadedModel, default_model, from_run, load_shipped, random_init
-from sslcore.viz.quality import (box_scores, centred_blob, fill_psnr, head_mean_attention, mae_masks,
+from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_mean_attention, mae_masks,
                                  reconstruction_psnr)
 
 VAL = Path(__file__).parents[1] / ".cache" / "data" / "tiny-imagenet-200" / "val"
@@ -47,8 +47,8 @@ def attention_quality(loaded: LoadedModel, images: torch.Tensor, boxes: list[tup
     maps = {"trained": head_mean_attention(vit, images), "random init": head_mean_attention(rand, images)}
     h, w = maps["trained"].shape[1:]
     maps["centred blob"] = np.broadcast_to(centred_blob(h, w, sigma=h / 4), maps["trained"].shape)
-    scores = {name: np.array([box_scores(m, b, patch, mass) for m, b in zip(ms, boxes)]) for name, ms in maps.items()}
-    area = np.array([box_scores(np.ones((h, w)), b, patch, mass)[0] for b in boxes])
+    scores = {name: box_score_table(ms, boxes, patch, mass) for name, ms in maps.items()}
+    area = box_score_table(np.ones((len(boxes), h, w)), boxes, patch, mass)[:, 0]
     out = {name: {"mass_in_box": float(s[:, 0].mean()), f"mass{int(mass * 100)}_in_box": float(s[:, 1].mean())}
            for name, s in scores.items()}
     out["uniform (box area)"] = {"mass_in_box": float(area.mean()), f"mass{int(mass * 100)}_in_box": float(area.mean())}

@@ -10,6 +10,8 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download fails offline
 ROOT = Path(__file__).parents[1]
+# ../shared/data extracted by `make testdata`; tests that need it skip when it is absent.
+REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", ROOT / ".cache" / "data"))
 
 
 @pytest.fixture(autouse=True)

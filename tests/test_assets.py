@@ -2,20 +2,18 @@
 baselines on held-out Tiny-ImageNet val images they never saw."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import REAL_DATA
 from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
 from sslcore.models.load import MAX_SHIPPED_BYTES, assets_dir, default_model, load_shipped, random_init
-from sslcore.viz.quality import (box_scores, centred_blob, fill_psnr, head_mean_attention, mae_masks,
+from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_mean_attention, mae_masks,
                                  reconstruction_psnr)
 
 SHIPPED = {"dino_vit_tiny": "vit", "mae_vit_tiny": "mae"}
-REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", Path(__file__).parents[1] / ".cache" / "data"))
 VAL = REAL_DATA / "tiny-imagenet-200" / "val"
 
 
@@ -67,8 +65,8 @@ def test_shipped_dino_attention_is_trained_and_measured_as_its_note_says(held_ou
     trained = head_mean_attention(vit, images.float() / 255)
     untrained = head_mean_attention(random_init("vit", {"backbone": "vit_tiny", "image_size": 64}).vit,
                                     images.float() / 255)
-    in_box = np.array([box_scores(a, b, 8, 0.6)[1] for a, b in zip(trained, boxes)]).mean()
-    blob = np.mean([box_scores(centred_blob(8, 8, 2.0), b, 8, 0.6)[1] for b in boxes])
+    in_box = box_score_table(trained, boxes, 8, 0.6)[:, 1].mean()
+    blob = box_score_table(np.broadcast_to(centred_blob(8, 8, 2.0), trained.shape), boxes, 8, 0.6)[:, 1].mean()
     recorded = json.loads((assets_dir() / "dino_vit_tiny.json").read_text())["provenance"]["metrics"]
     assert np.abs(trained - untrained).mean() > 0.01  # its maps are its own, not a random ViT's
     # The CPU checkpoint does not localise objects yet; its note says so with these numbers.

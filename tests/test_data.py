@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REAL_DATA
 from sslcore import data
 from sslcore.data import (DataError, ImageSet, gallery, image_to_tensor, load_digits, load_folder, load_split,
                           make_shapes, open_image, open_zip, stratified_split)
 
-REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", Path(__file__).parents[1] / ".cache" / "data"))
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ from sslcore.methods import create_method
 from sslcore.models import create_backbone
 from sslcore.viz.attention import attention_maps
 from sslcore.viz.mae import mae_reconstruct
-from sslcore.viz.quality import (blur_fill, box_mask, box_scores, centred_blob, fill_psnr, head_mean_attention,
-                                 mae_masks, mass_inside, masked_psnr, mean_fill, patch_mask_to_pixels, patch_to_pixels,
-                                 reconstruction_psnr)
+from sslcore.viz.quality import (blur_fill, box_mask, box_score_table, box_scores, centred_blob, fill_psnr,
+                                 head_mean_attention, mae_masks, mass_inside, masked_psnr, mean_fill,
+                                 patch_mask_to_pixels, patch_to_pixels, reconstruction_psnr)
 
 
 def test_box_mask_corners_are_inclusive_and_clipped():
@@ -45,6 +45,17 @@ def test_threshold_drops_the_tail_outside_the_box():
     plain, thresholded = box_scores(att, (0, 0, 3, 3), patch=4, mass=0.6)  # the box is patch (0, 0)
     assert plain == pytest.approx(0.7) and thresholded == 1.0
     assert box_scores(att, (0, 0, 3, 3), patch=4, mass=1.0)[1] == pytest.approx(0.7)
+
+
+def test_box_score_table_scores_each_map_with_its_own_box():
+    maps = np.zeros((2, 2, 2))
+    maps[0, 0, 0] = maps[1, 1, 1] = 1.0
+    boxes = [(0, 0, 3, 3), (0, 0, 3, 3)]  # patch (0, 0) for both: only the first map is inside
+    table = box_score_table(maps, boxes, patch=4)
+    assert table.shape == (2, 2) and table.tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert table.tolist() == [list(box_scores(m, b, 4)) for m, b in zip(maps, boxes)]
+    with pytest.raises(ValueError, match="2 maps for 1 boxes"):
+        box_score_table(maps, boxes[:1], patch=4)
 
 
 def test_box_cutting_a_patch_counts_its_covered_share():

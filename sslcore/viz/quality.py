@@ -14,7 +14,7 @@ that spreads them into the holes (normalised convolution).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -71,6 +71,13 @@ def box_scores(attention: np.ndarray, box: Box, patch: int, mass: float = 0.6) -
     inside = box_mask((h * patch, w * patch), box)
     plain = mass_inside(patch_to_pixels(attention, patch), inside)
     return plain, mass_inside(patch_to_pixels(attention * kept, patch), inside)
+
+
+def box_score_table(maps: np.ndarray, boxes: Sequence[Box], patch: int, mass: float = 0.6) -> np.ndarray:
+    """(N, 2) :func:`box_scores` (plain, thresholded) of each map of ``maps`` (N, h, w) with its box."""
+    if len(maps) != len(boxes):
+        raise ValueError(f"{len(maps)} maps for {len(boxes)} boxes")
+    return np.array([box_scores(m, b, patch, mass) for m, b in zip(maps, boxes)]).reshape(len(boxes), 2)
 
 
 def centred_blob(h: int, w: int, sigma: float) -> np.ndarray:
