@@ -72,7 +72,7 @@ def build_ours(name: str, args) -> nn.Module:
 
 def ours(name: str, images: torch.Tensor, args, precision: str) -> tuple[float, float]:
     method = build_ours(name, args)
-    opt = make_optimizer(list(method.parameters()), OptimConfig())
+    opt = make_optimizer(method, OptimConfig())
     g = torch.Generator().manual_seed(0)
 
     def forever():

@@ -44,11 +44,21 @@ def cosine_schedule(progress: float, base: float, final: float, warmup: float = 
     return final + (base - final) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def make_optimizer(params: Sequence[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    # No weight decay on biases and norm parameters (all 1-D), as in SimCLR/BYOL/MAE.
-    decay = [p for p in params if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in params if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """The optimiser of ``model``'s trainable parameters, with each group's ``lr_scale``.
+
+    A :class:`Method` may scale the learning rate of some of its modules (:meth:`Method.lr_scales`);
+    :func:`fit` sets each group's rate to the scheduled one times its ``lr_scale``.
+    """
+    scales = model.lr_scales() if isinstance(model, Method) else {}
+    by_kind: dict[tuple[bool, float], list[torch.nn.Parameter]] = {}  # (decayed, lr scale) -> parameters
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = next((s for prefix, s in scales.items() if name.startswith(f"{prefix}.")), 1.0)
+            # No weight decay on biases and norm parameters (all 1-D), as in SimCLR/BYOL/MAE.
+            by_kind.setdefault((p.dim() > 1, scale), []).append(p)
+    groups = [{"params": params, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
+              for (decay, scale), params in by_kind.items()]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -124,14 +134,14 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
     device = next(method.parameters()).device
     images = images.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = make_optimizer(list(method.parameters()), optim)
+    optimizer = make_optimizer(method, optim)
     state, bad_in_a_row, window = TrainState(), 0, []
     method.train()
     for x in batches(images, batch_size, generator):
         tic = time.perf_counter()
         state.lr = cosine_schedule(state.progress, optim.lr, optim.lr * optim.final_lr_ratio, optim.warmup)
         for group in optimizer.param_groups:
-            group["lr"] = state.lr
+            group["lr"] = state.lr * group["lr_scale"]
         with autocast(device, precision):
             out = method.training_step(x, generator)
         loss = out.loss.float()

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sslcore.methods.base import Method, StepOutput
-from sslcore.train import NonFiniteLossError, OptimConfig, batches, collapse_std, cosine_schedule, fit
+from sslcore.train import NonFiniteLossError, OptimConfig, batches, collapse_std, cosine_schedule, fit, make_optimizer
 
 
 def test_cosine_schedule_endpoints():
@@ -52,6 +52,21 @@ class Regress(Method):
         return StepOutput(loss=loss)
 
 
+class ScaledHead(Regress):
+    """Regress through a second layer whose learning rate is ten times the backbone's."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(1, 1)
+
+    def training_step(self, images, generator):
+        x = images.float().mean((2, 3)) / 255
+        return StepOutput(loss=(self.head(self.backbone(x)).squeeze(1) - x.sum(1)).pow(2).mean())
+
+    def lr_scales(self):
+        return {"head": 10.0}
+
+
 def data(n=64):
     return torch.randint(0, 256, (n, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
@@ -69,6 +84,26 @@ def test_fit_reduces_loss_and_reports():
     assert seen[-1][1] < 0.1 * seen[1][1]
     assert state.images_seen == 60 * 16 and state.images_per_second > 0
     assert state.progress == pytest.approx(1.0)
+
+
+def test_optimizer_groups_carry_lr_scales_and_decay_only_matrices():
+    method = ScaledHead()
+    groups = make_optimizer(method, OptimConfig(weight_decay=0.1)).param_groups
+    by_param = {id(p): (g["lr_scale"], g["weight_decay"]) for g in groups for p in g["params"]}
+    assert by_param == {id(method.backbone.weight): (1.0, 0.1), id(method.backbone.bias): (1.0, 0.0),
+                        id(method.head.weight): (10.0, 0.1), id(method.head.bias): (10.0, 0.0)}
+
+
+def test_fit_applies_each_groups_lr_scale():
+    method = ScaledHead()
+    before = {n: p.detach().clone() for n, p in method.named_parameters()}
+    fit(method, data(), batch_size=16, optim=OptimConfig(lr=1e-3, weight_decay=0.0, warmup=0.0), steps=1,
+        precision="fp32")
+    # Adam's first update moves every parameter by lr * g / |g| = lr (times its group's scale).
+    for name, p in method.named_parameters():
+        step = (p.detach() - before[name]).abs()
+        torch.testing.assert_close(step, torch.full_like(step, 1e-2 if name.startswith("head") else 1e-3),
+                                   rtol=1e-3, atol=0)
 
 
 def test_stop_predicate_and_time_budget():

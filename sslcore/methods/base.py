@@ -47,6 +47,10 @@ class Method(nn.Module):
         """images: (B, 3, H, W) uint8 on the training device."""
         raise NotImplementedError
 
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by submodule name (e.g. ``{"predictor": 10.0}``); 1 for the rest."""
+        return {}
+
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1]."""
 
