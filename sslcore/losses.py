@@ -112,22 +112,61 @@ def dino_loss(student_out: list[Tensor], teacher_out: list[Tensor], center: Tens
         (teacher crop, student crop) pairs with different crop indices, as in the authors' code
         and lightly's ``DINOLoss``. A uniform teacher and student give ``ln K``.
     """
-    if len(student_out) < len(teacher_out) or len(student_out) * len(teacher_out) - len(teacher_out) < 1:
-        raise ValueError(f"need at least one (teacher, student) pair of different crops, got {len(teacher_out)} "
-                         f"teacher and {len(student_out)} student crops")
-    if student_temp <= 0 or teacher_temp <= 0:
+    if teacher_temp <= 0:
         raise ValueError(f"temperatures must be positive, got {student_temp}, {teacher_temp}")
     with _fp32(center):
         c = center.detach().float()
         teacher = [F.softmax((t.detach().float() - c) / teacher_temp, dim=-1) for t in teacher_out]
+    return dino_cross_entropy(student_out, teacher, student_temp)
+
+
+def dino_cross_entropy(student_out: list[Tensor], teacher_probs: list[Tensor], student_temp: float = 0.1) -> Tensor:
+    """``H(P_t, P_s)`` of :func:`dino_loss` for teacher distributions made by any centring.
+
+    Args:
+        student_out: V tensors (B, K) of student logits, the global crops first (as in :func:`dino_loss`).
+        teacher_probs: G tensors (B, K), rows summing to 1 (no gradient flows into them).
+        student_temp: tau_s (paper 0.1).
+
+    Returns:
+        Scalar with :func:`dino_loss`'s reduction: mean over the batch and the G * V - G pairs.
+    """
+    if len(student_out) < len(teacher_probs) or len(student_out) * len(teacher_probs) - len(teacher_probs) < 1:
+        raise ValueError(f"need at least one (teacher, student) pair of different crops, got {len(teacher_probs)} "
+                         f"teacher and {len(student_out)} student crops")
+    if student_temp <= 0:
+        raise ValueError(f"temperatures must be positive, got {student_temp}")
+    with _fp32(student_out[0]):
         student = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student_out]
         total, pairs = 0.0, 0
-        for i, pt in enumerate(teacher):
+        for i, pt in enumerate(teacher_probs):
             for j, log_ps in enumerate(student):
                 if i != j:  # a crop never predicts itself
-                    total = total + -(pt * log_ps).sum(-1).mean()
+                    total = total + -(pt.detach().float() * log_ps).sum(-1).mean()
                     pairs += 1
         return total / pairs
+
+
+@torch.no_grad()
+def sinkhorn_knopp(logits: Tensor, temperature: float, iters: int = 3) -> Tensor:
+    """(N, K) teacher logits -> (N, K) soft assignments that spread the batch evenly over K prototypes.
+
+    SwAV's equipartition (Caron et al. 2020, sec. 3.1 and Algorithm 1, 3 iterations), used by
+    DINOv2 (Oquab et al. 2023) in place of DINO's centring: the rows of ``exp(logits / T)`` are
+    rescaled alternately so that every prototype gets 1/K of the batch's mass and every sample 1/N;
+    the rows of the result sum to 1.
+    """
+    if temperature <= 0 or iters < 1:
+        raise ValueError(f"need temperature > 0 and iters >= 1, got {temperature}, {iters}")
+    with _fp32(logits):
+        x = logits.float() / temperature
+        q = torch.exp(x - x.max()).T  # (K, N); the global shift cancels in the normalisations
+        n, k = q.shape[1], q.shape[0]
+        q /= q.sum()
+        for _ in range(iters):
+            q /= q.sum(1, keepdim=True) * k  # each prototype: 1/K of the mass
+            q /= q.sum(0, keepdim=True) * n  # each sample: 1/N
+        return (q * n).T
 
 
 def mae_loss(pred: Tensor, target: Tensor, mask: Tensor, norm_pix: bool = False, eps: float = 1e-6) -> Tensor:

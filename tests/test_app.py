@@ -81,6 +81,14 @@ def test_train_form_offers_mae_only_vit_backbones(at):
     assert backbone.value == "vit_tiny" and all(o.startswith("vit") for o in backbone.options)
 
 
+def test_train_form_offers_dino_centrings_as_choices(at):
+    at.switch_page("views/train.py")
+    at.run()
+    at.selectbox(key="train_method").select("dino").run()
+    centering = at.selectbox(key="train_dino_centering")
+    assert centering.value == "mean" and centering.options == ["mean", "sinkhorn"]
+
+
 def test_runs_page_shows_the_mae_preview(at):
     from dataclasses import asdict
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslcore.losses import byol_loss, dino_loss, info_nce_queue, nt_xent
+from sslcore.losses import byol_loss, dino_cross_entropy, dino_loss, info_nce_queue, nt_xent, sinkhorn_knopp
 
 
 def nt_xent_reference(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -252,6 +252,43 @@ def test_dino_gradient_reaches_student_only():
     assert all(t.grad is None for t in teacher) and center.grad is None
 
 
+def test_dino_loss_is_the_cross_entropy_of_its_centred_teacher():
+    g = torch.Generator().manual_seed(8)
+    student = [torch.randn(4, 9, generator=g) for _ in range(3)]
+    teacher = [torch.randn(4, 9, generator=g) for _ in range(2)]
+    center = torch.randn(1, 9, generator=g)
+    probs = [torch.softmax((t - center) / 0.05, dim=-1) for t in teacher]
+    assert dino_cross_entropy(student, probs, 0.1).item() == pytest.approx(
+        dino_loss(student, teacher, center, 0.1, 0.05).item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# sinkhorn_knopp (DINOv2's centring, SwAV's equipartition)
+# ---------------------------------------------------------------------------------------------
+def test_sinkhorn_rows_are_distributions_and_prototypes_share_the_batch():
+    logits = torch.randn(32, 8, generator=torch.Generator().manual_seed(9))
+    q = sinkhorn_knopp(logits, 0.5, iters=3)
+    torch.testing.assert_close(q.sum(1), torch.ones(32))  # the last rescaling is per sample: exact
+    # Each prototype's share of the batch tends to 1/K as the iterations go on.
+    spread = (sinkhorn_knopp(logits, 0.5, iters=3).sum(0) / 32 - 1 / 8).abs().max()
+    converged = (sinkhorn_knopp(logits, 0.5, iters=200).sum(0) / 32 - 1 / 8).abs().max()
+    assert converged < 1e-5 < spread < 0.05
+
+
+def test_sinkhorn_of_equal_logits_is_uniform_and_ignores_a_constant_shift():
+    assert torch.equal(sinkhorn_knopp(torch.zeros(4, 5), 0.04), torch.full((4, 5), 0.2))
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(10))
+    torch.testing.assert_close(sinkhorn_knopp(logits + 3.0, 0.1), sinkhorn_knopp(logits, 0.1))
+
+
+@pytest.mark.parametrize("iters", [1, 3])
+def test_sinkhorn_matches_lightly(iters):
+    swav = pytest.importorskip("lightly.loss.swav_loss")
+    logits = 0.5 * torch.randn(16, 10, generator=torch.Generator().manual_seed(11))
+    expected = swav.sinkhorn(logits.clone(), iterations=iters, epsilon=0.05)
+    torch.testing.assert_close(sinkhorn_knopp(logits, 0.05, iters=iters), expected, rtol=1e-4, atol=1e-6)
+
+
 def test_dino_rejects_bad_input():
     x = torch.zeros(2, 4)
     with pytest.raises(ValueError, match="pair"):
@@ -260,3 +297,5 @@ def test_dino_rejects_bad_input():
         dino_loss([x], [x, x], torch.zeros(1, 4))
     with pytest.raises(ValueError, match="temperatures"):
         dino_loss([x, x], [x, x], torch.zeros(1, 4), teacher_temp=0.0)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        sinkhorn_knopp(x, 0.0)

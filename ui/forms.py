@@ -47,6 +47,9 @@ def _option_widget(field: dataclasses.Field, key: str) -> Any:
         return int(st.number_input(label, value=default, step=1, key=key))
     if isinstance(default, float):
         return float(st.number_input(label, value=default, format="%.4g", key=key))
+    if "choices" in field.metadata:
+        choices = list(field.metadata["choices"])
+        return st.selectbox(label, choices, index=choices.index(default), key=key)
     if isinstance(default, str):
         return st.text_input(label, default, key=key)
     return default  # tuples and other structured defaults keep the method's value

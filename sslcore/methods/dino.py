@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, color_jitter, recipe, view_size
-from sslcore.losses import dino_loss
+from sslcore.losses import dino_cross_entropy, dino_loss, sinkhorn_knopp
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.backbones import is_vit
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
+
+CENTERINGS = ("mean", "sinkhorn")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class DINOConfig:
     teacher_temp: float = 0.04  # paper: 0.04 (its code default; 0.07 with warm-up for longer runs)
     warmup_teacher_temp: float = 0.04  # paper: 0.04
     warmup_teacher_temp_frac: float = 0.3  # paper: 30 epochs
+    # "mean": subtract an EMA of the batch mean (paper, momentum 0.9); "sinkhorn": DINOv2's
+    # Sinkhorn-Knopp equipartition of each batch (Oquab et al. 2023), no running centre.
+    centering: str = field(default="mean", metadata={"choices": CENTERINGS})
     center_momentum: float = 0.9  # paper: 0.9
     base_momentum: float = 0.99  # paper: 0.996 (cosine to 1); lower so the teacher keeps up in short runs
     freeze_last_layer_frac: float = 0.03  # paper: the first epoch (of 100-800)
@@ -51,6 +56,8 @@ class DINOConfig:
             raise ValueError("momenta must be in [0, 1]")
         if len(self.blur_p) != 3 or len(self.solarize_p) != 3:
             raise ValueError("blur_p and solarize_p need one probability per crop kind (global 1, global 2, locals)")
+        if self.centering not in CENTERINGS:
+            raise ValueError(f"centering must be one of {CENTERINGS}, got {self.centering!r}")
 
 
 class DINOHead(nn.Module):
@@ -108,6 +115,12 @@ class DINO(Method):
     climbs, +6.6 points at 900 steps of batch 128. None of these shortened the dip at 300 steps:
     BatchNorm on the bottleneck, K = 256, base momentum 0.996, lr 5e-4, teacher temperature 0.02,
     no local crops (all measured on ``shapes``: -0.6 to -9.2 points).
+
+    At equal time the local crops do not pay at 32 px (their side is 12 px): CIFAR-10, 300 s on a
+    2-core fp32 CPU, kNN gain over random init and steps: 4 local crops, momentum 0.95 +1.3 at 455;
+    no local crops +6.5 at 500 (momentum 0.996: +4.8 at 468); no local crops with Sinkhorn-Knopp
+    centring +6.6 at 448 (ahead of mean centring at each of the first four checks). The default
+    keeps the paper's multi-crop, which the shipped 64 px checkpoint trained with.
     """
 
     name = "dino"
@@ -151,11 +164,15 @@ class DINO(Method):
         with torch.no_grad():
             teacher_logits = self.teacher_head(self.teacher_backbone(globals_))  # (2B, K)
         teacher_temp = self.teacher_temp()
-        loss = dino_loss(student, list(teacher_logits.chunk(2)), self.center, c.student_temp, teacher_temp)
-        with torch.no_grad():
-            p_teacher = F.softmax((teacher_logits - self.center) / teacher_temp, dim=-1)
-            entropy = -(p_teacher * p_teacher.clamp_min(1e-12).log()).sum(-1).mean().item()
-            self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))
+        if c.centering == "sinkhorn":
+            p_teacher = sinkhorn_knopp(teacher_logits, teacher_temp)  # (2B, K)
+            loss = dino_cross_entropy(student, list(p_teacher.chunk(2)), c.student_temp)
+        else:
+            loss = dino_loss(student, list(teacher_logits.chunk(2)), self.center, c.student_temp, teacher_temp)
+            with torch.no_grad():
+                p_teacher = F.softmax((teacher_logits - self.center) / teacher_temp, dim=-1)
+                self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))
+        entropy = -(p_teacher * p_teacher.clamp_min(1e-12).log()).sum(-1).mean().item()
         ln_k = math.log(c.out_dim)
         ratio = loss.item() / ln_k
         # Each teacher crop enters the loss equally often, so loss - mean entropy is the mean KL.
