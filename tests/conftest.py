@@ -20,6 +20,17 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SSLCORE_HOME", str(tmp_path / "sslcore_home"))
 
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Restore torch's thread count after each test: the app sets it for its process (ui.state), and
+    AppTest runs the app inside the test process, so later training tests would inherit one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(items):
     if os.path.exists(CHROMIUM):
         return
