@@ -15,7 +15,6 @@ from sslcore.data import (DataError, ImageSet, gallery, image_to_tensor, load_di
                           make_shapes, open_image, open_zip, stratified_split)
 
 
-
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("SSLCORE_HOME", str(tmp_path / "home"))
