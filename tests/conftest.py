@@ -68,7 +68,11 @@ def server(tmp_path):
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # streamlit waits for a script still computing (UMAP, kNN)
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 scores computed on demand beside their protocols."""
 
 import json
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -76,3 +77,16 @@ def test_run_scores_with_random_init_reference(at):
     run_until(at, lambda a: len(a.dataframe) > 0, seconds=300)
     table = at.dataframe[0].value
     assert len(table) == 4 and all(table["run %"]) and all(table["random init %"])
+
+
+def test_background_jobs_run_in_order_on_a_daemon_thread():
+    from ui.embeddings import WorkQueue
+
+    work = WorkQueue("test-queue")
+    order: list[int] = []
+    futures = [work.submit(order.append, i) for i in range(3)]
+    failed = work.submit(lambda: 1 / 0)
+    assert [f.result(timeout=10) for f in futures] == [None] * 3 and order == [0, 1, 2]
+    assert isinstance(failed.exception(timeout=10), ZeroDivisionError)
+    # A daemon thread: quitting the app does not wait for a projection or probe still running.
+    assert [t.daemon for t in threading.enumerate() if t.name == "test-queue"] == [True]

@@ -7,9 +7,11 @@ Slow work (UMAP, t-SNE, scores with references) runs in background threads whose
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -164,11 +166,35 @@ class Job:
     started: float = field(default_factory=time.monotonic)
 
 
+class WorkQueue:
+    """Runs submitted calls one after another on a daemon thread. ThreadPoolExecutor's workers are
+    joined when the interpreter exits, so stopping the app would wait for a UMAP or a probe that
+    nobody will see; these jobs only fill in-memory caches, so dropping them is safe."""
+
+    def __init__(self, name: str):
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to whoever reads the future
+                future.set_exception(e)
+
+
 @st.cache_resource
-def _executors() -> dict[str, ThreadPoolExecutor]:
+def _executors() -> dict[str, WorkQueue]:
     # Separate queues: a minutes-long scores job must not hold up a projection.
-    return {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sslcore-{name}")
-            for name in ("projections", "scores")}
+    return {name: WorkQueue(f"sslcore-{name}") for name in ("projections", "scores")}
 
 
 @st.cache_resource
