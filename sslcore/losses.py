@@ -112,12 +112,20 @@ def dino_loss(student_out: list[Tensor], teacher_out: list[Tensor], center: Tens
         (teacher crop, student crop) pairs with different crop indices, as in the authors' code
         and lightly's ``DINOLoss``. A uniform teacher and student give ``ln K``.
     """
+    return dino_cross_entropy(student_out, [centred_teacher(t, center, teacher_temp) for t in teacher_out],
+                              student_temp)
+
+
+@torch.no_grad()
+def centred_teacher(teacher_logits: Tensor, center: Tensor, teacher_temp: float) -> Tensor:
+    """(N, K) teacher logits -> (N, K) float32 ``softmax((t - c) / tau_t)``: DINO's centred, sharpened targets.
+
+    ``center`` is the (1, K) running mean of teacher logits; a low ``teacher_temp`` sharpens.
+    """
     if teacher_temp <= 0:
-        raise ValueError(f"temperatures must be positive, got {student_temp}, {teacher_temp}")
+        raise ValueError(f"temperatures must be positive, got {teacher_temp}")
     with _fp32(center):
-        c = center.detach().float()
-        teacher = [F.softmax((t.detach().float() - c) / teacher_temp, dim=-1) for t in teacher_out]
-    return dino_cross_entropy(student_out, teacher, student_temp)
+        return F.softmax((teacher_logits.float() - center.float()) / teacher_temp, dim=-1)
 
 
 def dino_cross_entropy(student_out: list[Tensor], teacher_probs: list[Tensor], student_temp: float = 0.1) -> Tensor:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslcore.losses import byol_loss, dino_cross_entropy, dino_loss, info_nce_queue, nt_xent, sinkhorn_knopp
+from sslcore.losses import byol_loss, centred_teacher, dino_cross_entropy, dino_loss, info_nce_queue, nt_xent, sinkhorn_knopp
 
 
 def nt_xent_reference(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -258,8 +258,14 @@ def test_dino_loss_is_the_cross_entropy_of_its_centred_teacher():
     teacher = [torch.randn(4, 9, generator=g) for _ in range(2)]
     center = torch.randn(1, 9, generator=g)
     probs = [torch.softmax((t - center) / 0.05, dim=-1) for t in teacher]
+    for t, p in zip(teacher, probs):
+        torch.testing.assert_close(centred_teacher(t, center, 0.05), p)
+        # Only logits relative to the centre matter: one shift of both leaves the targets alone.
+        torch.testing.assert_close(centred_teacher(t + 3.0, center + 3.0, 0.05), p, rtol=0, atol=1e-6)
     assert dino_cross_entropy(student, probs, 0.1).item() == pytest.approx(
         dino_loss(student, teacher, center, 0.1, 0.05).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="temperatures"):
+        centred_teacher(teacher[0], center, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

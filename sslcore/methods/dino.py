@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, color_jitter, recipe, view_size
-from sslcore.losses import dino_cross_entropy, dino_loss, sinkhorn_knopp
+from sslcore.losses import centred_teacher, dino_cross_entropy, sinkhorn_knopp
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.backbones import is_vit
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
@@ -167,12 +167,10 @@ class DINO(Method):
         teacher_temp = self.teacher_temp()
         if c.centering == "sinkhorn":
             p_teacher = sinkhorn_knopp(teacher_logits, teacher_temp)  # (2B, K)
-            loss = dino_cross_entropy(student, list(p_teacher.chunk(2)), c.student_temp)
         else:
-            loss = dino_loss(student, list(teacher_logits.chunk(2)), self.center, c.student_temp, teacher_temp)
-            with torch.no_grad():
-                p_teacher = F.softmax((teacher_logits - self.center) / teacher_temp, dim=-1)
-                self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))
+            p_teacher = centred_teacher(teacher_logits, self.center, teacher_temp)  # (2B, K)
+            self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))
+        loss = dino_cross_entropy(student, list(p_teacher.chunk(2)), c.student_temp)
         entropy = -(p_teacher * p_teacher.clamp_min(1e-12).log()).sum(-1).mean().item()
         ln_k = math.log(c.out_dim)
         ratio = loss.item() / ln_k
