@@ -34,7 +34,7 @@ testdata:
 test: $(STAMP) testdata
 	$(PY) -m pytest
 
-# The minutes-long short-run checks (DINO, rotation) that CI leaves out to stay under 20 minutes.
+# Minutes-long short runs (DINO, BYOL, rotation, inpainting) that CI leaves out to stay under 20 minutes.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
 

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--knn-k", type=int, default=20)
     t.add_argument("--knn-t", type=float, default=0.1)
+    t.add_argument("--knn-bank", type=int, default=5000, help="labelled images the kNN monitor searches")
+    t.add_argument("--knn-test", type=int, default=1000, help="held-out images the kNN monitor classifies")
     t.add_argument("--knn-every", type=float, default=10.0, help="seconds of training between kNN checks")
     t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method config override")
     t.add_argument("--out", help="run store folder (default: $SSLCORE_HOME/runs)")
@@ -111,13 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = RunConfig(method=args.method, dataset=args.dataset, data_dir=args.data_dir, eval_dir=args.eval_dir,
-                    backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
-                    steps=args.steps, max_seconds=args.max_seconds if (args.max_seconds or args.steps) else 60.0,
-                    seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
-                    weight_decay=args.weight_decay, precision=args.precision, device=args.device,
-                    knn_k=args.knn_k, knn_t=args.knn_t, knn_every_seconds=args.knn_every,
-                    options=_options(args.option)).with_dataset_defaults()
+    try:
+        cfg = RunConfig(method=args.method, dataset=args.dataset, data_dir=args.data_dir, eval_dir=args.eval_dir,
+                        backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
+                        steps=args.steps, max_seconds=args.max_seconds if (args.max_seconds or args.steps) else 60.0,
+                        seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
+                        weight_decay=args.weight_decay, precision=args.precision, device=args.device,
+                        knn_k=args.knn_k, knn_t=args.knn_t, knn_bank=args.knn_bank, knn_test=args.knn_test,
+                        knn_every_seconds=args.knn_every, options=_options(args.option)).with_dataset_defaults()
+    except ValueError as e:
+        raise SystemExit(f"sslcore train: {e}") from e
     store = RunStore(args.out)
     run_id = store.create(asdict(cfg))
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print

@@ -28,7 +28,8 @@ _FLAGS = {"method": "--method", "dataset": "--dataset", "data_dir": "--data-dir"
           "backbone": "--backbone", "image_size": "--image-size", "batch_size": "--batch-size", "steps": "--steps",
           "max_seconds": "--max-seconds", "seed": "--seed", "train_size": "--train-size", "optimizer": "--optimizer",
           "lr": "--lr", "weight_decay": "--weight-decay", "precision": "--precision", "device": "--device",
-          "knn_k": "--knn-k", "knn_t": "--knn-t", "knn_every_seconds": "--knn-every"}
+          "knn_k": "--knn-k", "knn_t": "--knn-t", "knn_bank": "--knn-bank", "knn_test": "--knn-test",
+          "knn_every_seconds": "--knn-every"}
 
 
 def train_command(cfg: RunConfig) -> str:

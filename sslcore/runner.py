@@ -76,6 +76,10 @@ class RunConfig:
             raise ValueError("a run needs a budget: steps or max_seconds")
         if self.batch_size < 2:
             raise ValueError("batch size must be at least 2")
+        if min(self.knn_k, self.knn_bank, self.knn_test) < 1 or self.knn_t <= 0 or self.knn_every_seconds <= 0:
+            raise ValueError(f"the kNN monitor needs k, bank and test of at least 1 and a positive T and interval, got "
+                             f"k={self.knn_k}, T={self.knn_t}, bank={self.knn_bank}, test={self.knn_test}, "
+                             f"every {self.knn_every_seconds} s")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":

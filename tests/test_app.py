@@ -53,6 +53,8 @@ def test_train_form_launches_a_run_that_lands_in_runs(at):
     at.radio(key="train_bk").set_value("steps")
     at.number_input(key="train_budget").set_value(15)
     at.select_slider(key="train_bs").set_value(32)
+    at.number_input(key="train_knn_bank").set_value(300)
+    at.number_input(key="train_knn_test").set_value(100)
     at.button[0].click()  # the form's submit button
     at.run()
     assert not at.exception
@@ -63,6 +65,7 @@ def test_train_form_launches_a_run_that_lands_in_runs(at):
         assert time.time() < deadline
         time.sleep(1)
     assert runs[0].status == "finished", runs[0].error
+    assert runs[0].summary["knn_protocol"] == {"k": 20, "t": 0.1, "bank_size": 300, "test_size": 100}
     at.run()
     assert any("finished" in m.value for m in at.markdown)
     at.switch_page("views/runs.py")

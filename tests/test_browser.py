@@ -1,5 +1,6 @@
 """The real app in headless Chromium: start a run, watch it move, stop it, find it in Runs."""
 
+import json
 import re
 import time
 
@@ -35,7 +36,7 @@ def test_start_watch_stop_and_find_run(server, page, tmp_path):
 
 
 def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click(timeout=60_000)  # a selectbox opens a listbox of options
+    page.get_by_label(label).first.click(timeout=120_000)  # a selectbox opens a listbox of options
     page.get_by_role("option", name=option, exact=True).click(timeout=30_000)
 
 
@@ -48,6 +49,11 @@ def test_train_page_runs_dino_and_mae(server, page, tmp_path, method, diagnostic
     budget = page.get_by_role("spinbutton", name="Budget")
     budget.fill("8")
     budget.press("Tab")
+    page.get_by_text("Online kNN monitor").click()  # a small monitor: the run's two kNN checks take seconds
+    for label, value in (("Bank images", "300"), ("Test images", "100")):
+        field = page.get_by_role("spinbutton", name=label)
+        field.fill(value)
+        field.press("Tab")
     page.get_by_role("button", name="Start training").click()
     status = page.get_by_text(re.compile(r"(finished|stopped|failed|diverged) · step \d+")).first
     status.wait_for(timeout=240_000)
@@ -58,4 +64,5 @@ def test_train_page_runs_dino_and_mae(server, page, tmp_path, method, diagnostic
     run_id = page.url.split("run=")[1]
     run_dir = tmp_path / "home" / "runs" / run_id
     assert (run_dir / "checkpoint.safetensors").exists()
-    assert f'"method": "{method}"' in (run_dir / "config.json").read_text()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["method"], config["knn_bank"], config["knn_test"]) == (method, 300, 100)

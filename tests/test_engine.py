@@ -47,6 +47,11 @@ def test_cli_rejects_bad_arguments(tmp_path):
     out = subprocess.run([sys.executable, "-m", "sslcore", "train", "--dataset", "folder", "--steps", "1",
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode != 0 and "data" in out.stderr.lower()
+    out = subprocess.run([sys.executable, "-m", "sslcore", "train", "--steps", "1", "--knn-k", "0",
+                          "--out", str(tmp_path / "refused")], capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "sslcore train: the kNN monitor needs k, bank and test of at least 1" in out.stderr
+    assert not (tmp_path / "refused").exists()  # refused before a run store was opened
 
 
 @pytest.mark.slow

@@ -251,13 +251,14 @@ def test_train_command_is_the_runs_command(tmp_path):
     """The provenance command, run again, makes a run with the very same config."""
     store = tmp_path / "store"
     args = ["train", "--method", "dino", "--backbone", "vit_tiny", "--dataset", "shapes", "--train-size", "64",
-            "--steps", "1", "--batch-size", "8", "--lr", "0.001", "--knn-every", "1000", "--option", "local_crops=2",
-            "--out", str(store)]
+            "--steps", "1", "--batch-size", "8", "--lr", "0.001", "--knn-every", "1000", "--knn-bank", "100",
+            "--knn-test", "50", "--option", "local_crops=2", "--out", str(store)]
     assert cli(args) == 0
     (first,) = [p for p in store.iterdir() if p.is_dir()]
     cfg = json.loads((first / "config.json").read_text())
     command = train_command(RunConfig.from_dict(cfg))
     assert command.startswith("sslcore train --method dino --dataset shapes --backbone vit_tiny")
+    assert "--knn-bank 100 --knn-test 50" in command
     assert cli([*shlex.split(command)[1:], "--out", str(store)]) == 0
     (second,) = [p for p in store.iterdir() if p.is_dir() and p != first]
     assert json.loads((second / "config.json").read_text()) == cfg

@@ -82,6 +82,17 @@ def run_config_form(key: str = "train") -> RunConfig | None:
         with st.expander(f"{method} options (defaults: our CPU values; the paper's are noted in the code)"):
             options = {f.name: _option_widget(f, f"{key}_{method}_{f.name}")
                        for f in dataclasses.fields(METHODS[method].Config) if f.name != "image_size"}
+        base = RunConfig()
+        with st.expander("Online kNN monitor (every kNN number of the run carries these)"):
+            m1, m2, m3 = st.columns(3)
+            knn_k = int(m1.number_input("k (neighbours)", 1, 500, base.knn_k, key=f"{key}_knn_k"))
+            knn_t = float(m1.number_input("T (temperature)", 0.001, 10.0, base.knn_t, format="%.3g", key=f"{key}_knn_t"))
+            knn_bank = int(m2.number_input("Bank images", 10, 100_000, base.knn_bank, step=500, key=f"{key}_knn_bank",
+                                           help="labelled training images searched for neighbours"))
+            knn_test = int(m2.number_input("Test images", 10, 50_000, base.knn_test, step=100, key=f"{key}_knn_test",
+                                           help="held-out images classified by their neighbours"))
+            knn_every = float(m3.number_input("Check every (s of training)", 1.0, 3600.0, base.knn_every_seconds,
+                                              key=f"{key}_knn_every", help="evaluation pauses the training clock"))
         submitted = st.form_submit_button("Start training", type="primary")
     if not submitted:
         return None
@@ -94,7 +105,8 @@ def run_config_form(key: str = "train") -> RunConfig | None:
         return RunConfig(method=method, dataset=dataset, data_dir=data_dir or None, eval_dir=eval_dir or None,
                          backbone=backbone, image_size=image_size, batch_size=batch_size, lr=lr, seed=seed,
                          steps=int(budget) if budget_kind == "steps" else None,
-                         max_seconds=float(budget) if budget_kind == "seconds" else None, options=changed)
+                         max_seconds=float(budget) if budget_kind == "seconds" else None, knn_k=knn_k, knn_t=knn_t,
+                         knn_bank=knn_bank, knn_test=knn_test, knn_every_seconds=knn_every, options=changed)
     except ValueError as e:
         st.error(str(e))
         return None
