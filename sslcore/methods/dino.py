@@ -120,8 +120,9 @@ class DINO(Method):
     default (4 local crops of 12 px) +1.3 at 461; no local crops +6.5 at 500, about what the
     default reached in twice the steps on the README's bf16 CPU (+6.8 at 990); no local crops at
     momentum 0.996 +4.8 at 468; 4 local crops at momentum 0.95 +1.3 at 455; no local crops with
-    Sinkhorn-Knopp centring +6.6 at 448 (ahead of mean centring at each of the first four checks). None reaches +10 in 300 s. The
-    default keeps the paper's multi-crop, which the shipped 64 px checkpoint trained with.
+    Sinkhorn-Knopp centring +6.6 at 448 (ahead of mean centring at each of the first four checks).
+    None reaches +10 in 300 s. The default keeps the paper's multi-crop, which the shipped 64 px
+    checkpoint trained with.
     """
 
     name = "dino"
