@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, ViewConfig, normalize, recipe
 from sslcore.data import stratified_split
+from sslcore.logistic import LogisticModel, fit_logistic
 from sslcore.methods.base import Method
 from sslcore.methods.supervised import Supervised, SupervisedConfig
 from sslcore.train import OptimConfig, TrainState, autocast, batches, cosine_schedule, fit
@@ -107,7 +108,8 @@ class KNNEvaluator:
 
 @dataclass(frozen=True)
 class LinearProbeProtocol:
-    """Multinomial logistic regression (L-BFGS) on frozen, L2-normalised, standardised features.
+    """Multinomial logistic regression on frozen, L2-normalised, standardised features: scikit-learn's
+    objective, minimised by full-batch L-BFGS in float32 (:mod:`sslcore.logistic`).
 
     ``c_grid`` non-empty: C was chosen by stratified ``folds``-fold cross-validation on the labelled
     training subset only (the test set never picks a hyper-parameter).
@@ -125,7 +127,7 @@ class LinearProbeProtocol:
     def describe(self) -> str:
         how = (f"C={self.c:g} by {self.folds}-fold CV over {'/'.join(f'{c:g}' for c in self.c_grid)}"
                if self.c_grid else f"C={self.c:g}")
-        return (f"linear probe: logistic regression (L-BFGS, {how}, {self.max_iter} iterations), "
+        return (f"linear probe: logistic regression (full-batch L-BFGS, {how}, at most {self.max_iter} iterations), "
                 f"train={self.train_size} ({percent(self.fraction)} of labels, seed {self.seed}), test={self.test_size}")
 
     def to_dict(self) -> dict[str, float]:
@@ -133,20 +135,17 @@ class LinearProbeProtocol:
 
 
 def linear_probe_accuracy(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Tensor,
-                          c: float = 1.0, max_iter: int = 1000) -> tuple[float, LinearProbeProtocol]:
-    """Top-1 in [0, 1] of a logistic-regression probe, and its protocol.
+                          c: float = 1.0, max_iter: int = 1000,
+                          init: LogisticModel | None = None) -> tuple[float, LinearProbeProtocol]:
+    """Top-1 in [0, 1] of a logistic-regression probe (:func:`sslcore.logistic.fit_logistic`), and its protocol.
 
-    scikit-learn's L-BFGS solver converges to the same optimum every time, so the number depends
-    only on the features and the labels, not on an SGD schedule.
+    L-BFGS on a strictly convex objective reaches the same optimum from any start, so the number
+    depends only on the features, the labels and C, not on an SGD schedule or a seed.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(train.numpy())
-    clf = LogisticRegression(C=c, max_iter=max_iter)
-    clf.fit(scaler.transform(train.numpy()), train_labels.numpy())
-    acc = float((clf.predict(scaler.transform(test.numpy())) == test_labels.numpy()).mean())
-    return acc, LinearProbeProtocol(c=c, max_iter=max_iter, train_size=len(train), test_size=len(test))
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    model = fit_logistic(train, train_labels, c, num_classes, max_iter, init=init)
+    protocol = LinearProbeProtocol(c=c, max_iter=max_iter, train_size=len(train), test_size=len(test))
+    return model.accuracy(test, test_labels), protocol
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,32 +172,34 @@ def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
 
 
 def choose_c(train: Tensor, train_labels: Tensor, grid: Sequence[float] = C_GRID, folds: int = 3,
-             seed: int = 0, max_iter: int = 1000) -> tuple[float, int]:
+             seed: int = 0, max_iter: int = 1000) -> tuple[float, int, LogisticModel | None]:
     """The C of ``grid`` with the best mean accuracy in stratified k-fold CV on the training set.
 
-    Returns ``(c, folds_used)``; ``folds_used`` shrinks to the smallest class count and is 0 (with
-    ``FALLBACK_C``) when a class has a single label.
+    Returns ``(c, folds_used, model)``: ``folds_used`` shrinks to the smallest class count and is 0
+    (with ``FALLBACK_C``) when a class has a single label; ``model`` is the chosen C's fit on the
+    last fold, a warm start for the final fit. Each fold fits the grid in ascending order, every C
+    starting from the previous optimum.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     counts = torch.bincount(train_labels)
     folds = min(folds, int(counts[counts > 0].min()))
     if folds < 2:
-        return FALLBACK_C, 0
-    x, y = train.numpy(), train_labels.numpy()
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
-    best, best_acc = grid[0], -1.0
-    for c in grid:
-        accs = []
-        for fit_idx, val_idx in splits:
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-            accs.append(clf.fit(x[fit_idx], y[fit_idx]).score(x[val_idx], y[val_idx]))
-        if sum(accs) / len(accs) > best_acc:  # ties keep the smaller C (stronger regularisation)
-            best, best_acc = c, sum(accs) / len(accs)
-    return best, folds
+        return FALLBACK_C, 0, None
+    grid = sorted(grid)
+    num_classes = int(train_labels.max()) + 1
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(train.numpy(), train_labels.numpy())
+    accs: dict[float, list[float]] = {c: [] for c in grid}
+    fits: dict[float, LogisticModel] = {}
+    for fit_idx, val_idx in splits:
+        fit_idx, val_idx = torch.from_numpy(fit_idx), torch.from_numpy(val_idx)
+        model = None
+        for c in grid:
+            model = fit_logistic(train[fit_idx], train_labels[fit_idx], c, num_classes, max_iter, init=model)
+            accs[c].append(model.accuracy(train[val_idx], train_labels[val_idx]))
+            fits[c] = model
+    best = max(grid, key=lambda c: sum(accs[c]))  # ties keep the first, smallest C (strongest L2)
+    return best, folds, fits[best]
 
 
 def linear_probe(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Tensor, fraction: float = 1.0,
@@ -214,10 +215,11 @@ def linear_probe(train: Tensor, train_labels: Tensor, test: Tensor, test_labels:
     idx = label_subset(train_labels, fraction, seed)
     x, y = train[idx], train_labels[idx]
     used_grid: tuple[float, ...] = ()
+    init: LogisticModel | None = None
     if c is None:
-        c, folds = choose_c(x, y, grid, folds, seed, max_iter)
-        used_grid = tuple(grid) if folds else ()
-    acc, protocol = linear_probe_accuracy(x, y, test, test_labels, c=c, max_iter=max_iter)
+        c, folds, init = choose_c(x, y, grid, folds, seed, max_iter)
+        used_grid = tuple(sorted(grid)) if folds else ()
+    acc, protocol = linear_probe_accuracy(x, y, test, test_labels, c=c, max_iter=max_iter, init=init)
     protocol = replace(protocol, fraction=fraction, seed=seed, c_grid=used_grid, folds=folds if used_grid else 0)
     return Score("linear", model, 100 * acc, protocol, fraction)
 

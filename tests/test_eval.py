@@ -168,8 +168,8 @@ def test_choose_c_prefers_strong_regularisation_when_labels_are_noise():
     # Pure noise: large C only fits noise, so cross-validation must not pick the largest C.
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(120, 50, generator=g), torch.randint(0, 3, (120,), generator=g)
-    c, folds = choose_c(x, y, grid=(0.001, 1000.0), folds=3, seed=0)
-    assert folds == 3 and c == 0.001
+    c, folds, warm = choose_c(x, y, grid=(1000.0, 0.001), folds=3, seed=0)
+    assert folds == 3 and c == 0.001 and warm.weight.shape == (3, 50)
 
 
 # ---------------------------------------------------------------------------------------------
