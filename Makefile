@@ -34,7 +34,8 @@ testdata:
 test: $(STAMP) testdata
 	$(PY) -m pytest
 
-# Minutes-long short runs (DINO, BYOL, rotation, inpainting) that CI leaves out to stay under 20 minutes.
+# Minutes-long tests that CI leaves out to stay under 20 minutes: the DINO, BYOL, rotation and inpainting
+# short runs, and the Embeddings page scoring a lab checkpoint beside its random init.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
 

@@ -409,7 +409,6 @@ def finetune(backbone: nn.Module, bank_images: Tensor, bank_labels: Tensor, test
 # scores with their protocols
 # ---------------------------------------------------------------------------------------------
 Protocol = Union[KNNProtocol, LinearProbeProtocol, SupervisedProtocol, FineTuneProtocol]
-MODELS = ("run", "random init", "supervised")
 
 
 @dataclass(frozen=True)
@@ -418,8 +417,8 @@ class Score:
 
     Attributes:
         metric: "knn", "linear", "finetune" or "supervised" (a supervised model's own head).
-        model: "run" (the evaluated backbone), "random init" (the same architecture before
-            training) or "supervised" (the same architecture trained with labels).
+        model: "run" (the evaluated backbone) or a checkpoint's name, "random init" (the same
+            architecture before training) or "supervised" (the same architecture trained with labels).
         fraction: share of the labels the score used (kNN: the whole bank, 1.0).
     """
 
@@ -451,26 +450,33 @@ def scores_json(scores: Sequence[Score]) -> dict[str, dict[str, dict[str, object
 
 
 def score_table(scores: Sequence[Score]) -> list[dict[str, str]]:
-    """Rows for display: kNN, then one row per label fraction (ascending), one column per model.
+    """Rows for display: kNN, then one row per label fraction (ascending); a column per model.
 
-    A label-fraction row reads across: the run's linear probe, random init's linear probe, the
-    supervised reference trained on the same labels, and the fine-tuned run where measured.
+    A label-fraction row reads across: each frozen model's linear probe ("run", or a checkpoint's
+    name, then "random init"), the supervised reference trained on the same labels, and the
+    fine-tuned encoder. Only models with a score get a column.
     """
-    def cell(metric: str, model: str, fraction: float) -> str:
-        found = [s for s in scores if (s.metric, s.model, s.fraction) == (metric, model, fraction)]
+    def cell(metric: str, model: str | None, fraction: float) -> str:
+        found = [s for s in scores if s.metric == metric and model in (None, s.model) and s.fraction == fraction]
         return f"{found[0].top1:.1f}" if found else ""
 
-    fractions = sorted({s.fraction for s in scores if s.metric != "knn"})
+    models = list(dict.fromkeys(s.model for s in scores if s.metric != "finetune"))
+    finetuned = any(s.metric == "finetune" for s in scores)
+
+    def row(score: str, metric: str, fraction: float) -> dict[str, str]:
+        out = {"score": score}
+        for m in models:
+            out[f"{m} %"] = cell("supervised" if m == "supervised" and metric == "linear" else metric, m, fraction)
+        if finetuned:
+            out["fine-tuned %"] = cell("finetune", None, fraction) if metric == "linear" else ""
+        return out
+
     rows = []
     knn = [s for s in scores if s.metric == "knn"]
     if knn:
-        rows.append({"score": f"weighted kNN (k={knn[0].protocol.k}, T={knn[0].protocol.t:g})",
-                     "run %": cell("knn", "run", 1.0), "random init %": cell("knn", "random init", 1.0),
-                     "supervised %": cell("knn", "supervised", 1.0), "fine-tuned %": ""})
-    for f in fractions:
-        rows.append({"score": f"linear probe, {percent(f)} labels", "run %": cell("linear", "run", f),
-                     "random init %": cell("linear", "random init", f),
-                     "supervised %": cell("supervised", "supervised", f), "fine-tuned %": cell("finetune", "run", f)})
+        rows.append(row(f"weighted kNN (k={knn[0].protocol.k}, T={knn[0].protocol.t:g})", "knn", 1.0))
+    fractions = sorted({s.fraction for s in scores if s.metric != "knn"})
+    rows += [row(f"linear probe, {percent(f)} labels", "linear", f) for f in fractions]
     return rows
 
 

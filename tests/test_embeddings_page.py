@@ -59,8 +59,37 @@ def test_random_init_pca_then_umap_then_scores(at):
     table = at.dataframe[0].value
     assert table["score"].tolist() == ["weighted kNN (k=20, T=0.1)", "linear probe, 1% labels",
                                        "linear probe, 10% labels", "linear probe, 100% labels"]
-    assert all(float(v) > 0 for v in table["random init %"]) and set(table["run %"]) == {""}
+    assert list(table.columns) == ["score", "random init %"] and all(float(v) > 0 for v in table["random init %"])
     assert any("linear probe: logistic regression" in c.value and "1% of labels" in c.value for c in at.caption)
+
+
+def pick_lab_checkpoint(app, name="dino_vit_tiny"):
+    from sslcore.models.load import shipped_names
+
+    app.radio(key="emb_src").set_value("lab checkpoint").run()
+    assert app.selectbox(key="emb_ship").options == shipped_names()  # DINO and MAE (its encoder) alike
+    app.selectbox(key="emb_ship").set_value(name).run()
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def test_lab_checkpoint_features(at):
+    pick_lab_checkpoint(at)
+    assert figure_title(at) == "PCA of 1000 embeddings"
+    assert any(c.value == "shipped dino_vit_tiny" for c in at.caption)
+    pick_lab_checkpoint(at, "mae_vit_tiny")
+    assert figure_title(at) == "PCA of 1000 embeddings"
+
+
+@pytest.mark.long  # two ViTs embed 6,000 images each at 64 px: 2 minutes here
+def test_lab_checkpoint_scores_beside_its_random_init(at):
+    pick_lab_checkpoint(at)
+    at.button(key="emb_go").click().run()
+    run_until(at, lambda a: len(a.dataframe) > 0, seconds=300)
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["score", "checkpoint %", "random init %"] and len(table) == 4
+    assert all(table["checkpoint %"]) and all(table["random init %"])
+    # The trained ViT and its random-init copy are different models: their scores differ somewhere.
+    assert table["checkpoint %"].tolist() != table["random init %"].tolist()
 
 
 @pytest.mark.slow  # trains a tiny run, then scores it with its random-init reference

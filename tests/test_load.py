@@ -132,6 +132,23 @@ class WritesAFile:
         return exec, (f"open({self.path!r}, 'w').write('pwned')",)
 
 
+def test_random_like_keeps_the_architecture_and_redraws_every_weight():
+    trained = tiny_vit()
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)  # far from any init
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    fresh, again = load.random_like(trained, seed=3), load.random_like(trained, seed=3)
+    assert fresh.state_dict().keys() == before.keys() and not fresh.training
+    for k, v in fresh.state_dict().items():
+        assert v.shape == before[k].shape and not torch.equal(v, before[k]), k
+        torch.testing.assert_close(v, again.state_dict()[k])  # seeded
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in before.items())  # the original is untouched
+    assert fresh.forward_features(torch.zeros(1, 3, 32, 32)).shape == (1, 17, 192)
+    with pytest.raises(CheckpointError, match="timm ViT"):
+        load.random_like(torch.nn.Linear(2, 2))
+
+
 def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned.txt"
     data = pth_bytes({"model": tiny_vit().state_dict(), "payload": WritesAFile(marker)})

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+# Imported before any background job: plotly takes pandas from sys.modules without importing it,
+# so while the UMAP thread is importing it (umap-learn does), a chart would see it half-initialised.
+import pandas  # noqa: F401
 import streamlit as st
 import torch
 from torch import Tensor, nn
@@ -23,10 +26,12 @@ from torch import Tensor, nn
 from sslcore.data import DataError, load_split
 from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, nearest, score_table
 from sslcore.models import BACKBONES, create_backbone
+from sslcore.models.load import LoadedModel, random_like
 from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_evaluator
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project
 from ui.images import image_grid
+from ui.models import FILE, HUB, RANDOM, RUNS, SHIPPED, pick_file, pick_hub, pick_shipped
 from ui.state import run_store
 
 LABEL_FRACTIONS = (0.01, 0.1, 1.0)
@@ -38,13 +43,18 @@ MAX_JOBS = 24
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FeatureSource:
-    """A backbone to embed with. ``run_dir`` set: scores get random-init and supervised references."""
+    """A backbone to embed with.
 
-    key: str  # cache key, e.g. "run:<id>" or "random:convnet:32"
+    ``run_dir`` set: scores get random-init and supervised references from the run's config.
+    ``reference`` set (checkpoints): a random-init copy of the same architecture to score beside it.
+    """
+
+    key: str  # cache key, e.g. "run:<id>", "random:convnet:32" or "checkpoint:<source>"
     label: str
     image_size: int
     load: Callable[[], nn.Module] = field(compare=False)
     run_dir: Path | None = None
+    reference: Callable[[], nn.Module] | None = field(default=None, compare=False)
 
 
 @st.cache_resource(max_entries=4)
@@ -64,7 +74,8 @@ def _from_runs(key: str) -> FeatureSource | None:
     runs = [r for r in run_store().list(status=("finished", "stopped"))
             if (run_store().run_dir(r.id) / "checkpoint.safetensors").exists()]
     if not runs:
-        st.info("No finished run yet: train one on the Train page, or look at a random-init backbone.")
+        st.info("No finished run yet: train one on the Train page, or look at a lab checkpoint or a random-init "
+                "backbone.")
         return None
     knn = {r.id: r.summary.get("knn_top1") for r in runs}
     labels = {r.id: f"{r.id} ({r.backbone}" + ("" if knn[r.id] is None else f", kNN {knn[r.id]:.1f}%") + ")"
@@ -82,9 +93,31 @@ def _random_init(key: str) -> FeatureSource | None:
     return FeatureSource(f"random:{name}:{size}", f"random-init {name}", size, lambda: _random_backbone(name, size))
 
 
-# The seam for more sources (shipped checkpoints through ui/models.py): add an entry whose function
-# draws its widgets and returns a FeatureSource, or None with a message when nothing is chosen.
-SOURCES: dict[str, Callable[[str], FeatureSource | None]] = {"my runs": _from_runs, "random init": _random_init}
+@st.cache_resource(max_entries=2)
+def _random_like(key: str, _vit: nn.Module) -> nn.Module:
+    return random_like(_vit)
+
+
+def _checkpoint(loaded: LoadedModel | None) -> FeatureSource | None:
+    """A ViT checkpoint (a DINO ViT, or an MAE's encoder) as a feature source, at its training size."""
+    if loaded is None:
+        return None
+    vit = loaded.vit
+    st.caption(loaded.source)
+    for note in loaded.notes:
+        st.caption(f":material/info: {note}")
+    key = f"checkpoint:{loaded.source}"
+    return FeatureSource(key, loaded.source, loaded.image_size or 224, lambda: vit,
+                         reference=lambda: _random_like(key, vit))
+
+
+SOURCES: dict[str, Callable[[str], FeatureSource | None]] = {
+    RUNS: _from_runs,
+    RANDOM: _random_init,
+    SHIPPED: lambda key: _checkpoint(pick_shipped(None, key)),
+    FILE: lambda key: _checkpoint(pick_file("ViT", key)),
+    HUB["vit"]: lambda key: _checkpoint(pick_hub("vit", key)),
+}
 
 
 def pick_source(key: str) -> FeatureSource | None:
@@ -330,15 +363,18 @@ def projection_panel(points: Points, method: str, key: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # scores with their references, on demand
 # ---------------------------------------------------------------------------------------------
-def _random_init_scores(backbone: nn.Module, image_size: int, data: DataChoice, plan: EvalPlan,
-                        progress: Callable) -> dict:
+def _frozen_scores(models: list[tuple[str, nn.Module]], image_size: int, data: DataChoice, plan: EvalPlan,
+                   progress: Callable) -> dict:
+    """kNN and linear probes of each named backbone on the same bank and test images."""
     cfg = RunConfig(dataset=data.name, data_dir=data.data_dir, image_size=image_size)
     ev = make_evaluator(cfg, *load_data(cfg))
     if ev is None:
         raise DataError(f"{data.name} has no labels to score against")
     plan = EvalPlan(knn=ev.protocol, fractions=plan.fractions, seed=plan.seed)
-    scores = evaluate(backbone, ev.bank_images, ev.bank_labels, ev.test_images, ev.test_labels, plan,
-                      model="random init", progress=progress)
+    scores = []
+    for i, (name, backbone) in enumerate(models):
+        scores += evaluate(backbone, ev.bank_images, ev.bank_labels, ev.test_images, ev.test_labels, plan, model=name,
+                           progress=lambda f, i=i: progress((i + f) / len(models)))
     return {"table": score_table(scores), "protocols": [s.describe() for s in scores]}
 
 
@@ -361,7 +397,9 @@ def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
     if st.button("Compute scores", key=f"{key}_go", type="primary"):
         if source.run_dir is None:
             # Resolved here, in the script thread: cached resources are not for background threads.
-            submit("scores", job_key, _random_init_scores, source.load(), source.image_size, data,
+            models = ([("random init", source.load())] if source.reference is None
+                      else [("checkpoint", source.load()), ("random init", source.reference())])
+            submit("scores", job_key, _frozen_scores, models, source.image_size, data,
                    EvalPlan(fractions=LABEL_FRACTIONS), progress=True)
         else:
             submit("scores", job_key, _run_scores, source.run_dir, data, supervised, finetune, progress=True)

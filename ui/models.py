@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import streamlit as st
 
@@ -37,8 +38,10 @@ def run_model(run_id: str) -> LoadedModel:
 
 @st.cache_resource(max_entries=2)
 def file_model(digest: str, filename: str, _data: bytes) -> LoadedModel:
-    # Keyed by the file's digest: hashing a 300 MB upload on every rerun would cost seconds.
-    return load.load_local_file(_data, filename)
+    # Keyed by the file's digest: hashing a 300 MB upload on every rerun would cost seconds. The
+    # digest in its name keeps two files of the same name apart in every cache keyed by source.
+    loaded = load.load_local_file(_data, filename)
+    return replace(loaded, source=f"{loaded.source} (sha256 {digest[:12]})")
 
 
 @st.cache_resource(max_entries=2)
@@ -54,11 +57,42 @@ def _runs(kind: str) -> list[str]:
     return [r.id for r in done if r.backbone.startswith("vit")]
 
 
+def pick_shipped(kind: str | None, key: str) -> LoadedModel | None:
+    """A lab checkpoint of ``kind`` (None: any); with none shipped, random init of ``kind`` with a note."""
+    names = load.shipped_names(kind)
+    if names:
+        return shipped_model(st.selectbox("Checkpoint", names, key=f"{key}_ship"))
+    if kind is None:
+        st.info(f"No lab checkpoint in `{load.assets_dir()}` (assets/README.md has the commands that make them).")
+        return None
+    return default_model(kind)
+
+
+def pick_file(what: str, key: str) -> LoadedModel | None:
+    up = st.file_uploader(f"A {what} checkpoint (.safetensors, or .pth/.pt: loaded as weights only, never as code)",
+                          type=["safetensors", "pth", "pt"], key=f"{key}_file",
+                          max_upload_size=load.MAX_CHECKPOINT_BYTES // 2**20)
+    if up is None:
+        st.info("Files from `sslcore export` rebuild exactly; other ViT weights (timm, DINO, MAE) are matched "
+                "by their tensor shapes.")
+        return None
+    data = up.getvalue()
+    return file_model(hashlib.sha256(data).hexdigest(), up.name, data)
+
+
+def pick_hub(kind: str, key: str) -> LoadedModel | None:
+    names = load.TIMM_DINO + load.TIMM_MAE_ENCODERS if kind == "vit" else load.HF_MAE + load.TIMM_MAE_ENCODERS
+    name = st.selectbox("Model", names, key=f"{key}_hub")
+    if kind == "mae" and name in load.TIMM_MAE_ENCODERS:
+        st.warning(load.ENCODER_ONLY_NOTE)
+        return None
+    with st.spinner(f"Downloading {name}..."):
+        return hub_model(kind, name)
+
+
 def _pick(kind: str, source: str, key: str) -> LoadedModel | None:
-    what = "DINO ViT" if kind == "vit" else "MAE"
     if source == SHIPPED:
-        names = load.shipped_names(kind)
-        return shipped_model(st.selectbox("Checkpoint", names, key=f"{key}_ship")) if names else default_model(kind)
+        return pick_shipped(kind, key)
     if source == RANDOM:
         return random_model(kind)
     if source == RUNS:
@@ -69,22 +103,8 @@ def _pick(kind: str, source: str, key: str) -> LoadedModel | None:
             return None
         return run_model(st.selectbox("Run", runs, key=f"{key}_run"))
     if source == FILE:
-        up = st.file_uploader(f"A {what} checkpoint (.safetensors, or .pth/.pt: loaded as weights only, never as code)",
-                              type=["safetensors", "pth", "pt"], key=f"{key}_file",
-                              max_upload_size=load.MAX_CHECKPOINT_BYTES // 2**20)
-        if up is None:
-            st.info("Files from `sslcore export` rebuild exactly; other ViT weights (timm, DINO, MAE) are matched "
-                    "by their tensor shapes.")
-            return None
-        data = up.getvalue()
-        return file_model(hashlib.sha256(data).hexdigest(), up.name, data)
-    names = load.TIMM_DINO + load.TIMM_MAE_ENCODERS if kind == "vit" else load.HF_MAE + load.TIMM_MAE_ENCODERS
-    name = st.selectbox("Model", names, key=f"{key}_hub")
-    if kind == "mae" and name in load.TIMM_MAE_ENCODERS:
-        st.warning(load.ENCODER_ONLY_NOTE)
-        return None
-    with st.spinner(f"Downloading {name}..."):
-        return hub_model(kind, name)
+        return pick_file("DINO ViT" if kind == "vit" else "MAE", key)
+    return pick_hub(kind, key)
 
 
 def pick_model(key: str, kind: str) -> LoadedModel | None:

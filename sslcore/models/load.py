@@ -11,6 +11,7 @@ code. A checkpoint whose keys match no ViT gets an error naming what was found.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import os
@@ -179,6 +180,18 @@ def random_init(kind: str, architecture: Mapping[str, Any] | None = None, seed: 
     name = f"random-init {arch['backbone']} ({arch['image_size']} px)"
     return LoadedModel(model, kind, name, ("random weights: what the architecture shows before any training",), arch,
                        int(arch["image_size"]))
+
+
+def random_like(vit: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of the timm ViT ``vit`` with fresh, seeded weights from timm's own init: the random-init
+    reference for any loaded ViT, whose architecture may be known only from its tensors."""
+    if not is_vit(vit):
+        raise CheckpointError(f"random_like needs a timm ViT, got {type(vit).__name__}")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = copy.deepcopy(vit)
+        model.init_weights()
+    return model.eval()
 
 
 def default_model(kind: str) -> LoadedModel:
