@@ -140,10 +140,11 @@ def linear_probe_accuracy(train: Tensor, train_labels: Tensor, test: Tensor, tes
     """Top-1 in [0, 1] of a logistic-regression probe (:func:`sslcore.logistic.fit_logistic`), and its protocol.
 
     L-BFGS on a strictly convex objective reaches the same optimum from any start, so the number
-    depends only on the features, the labels and C, not on an SGD schedule or a seed.
+    depends only on the features, the labels and C, not on an SGD schedule or a seed. The probe
+    knows the classes of ``train_labels`` (as ``init``, a fit on the same labels, does); a test
+    class it never saw counts as an error.
     """
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    model = fit_logistic(train, train_labels, c, num_classes, max_iter, init=init)
+    model = fit_logistic(train, train_labels, c, max_iter=max_iter, init=init)
     protocol = LinearProbeProtocol(c=c, max_iter=max_iter, train_size=len(train), test_size=len(test))
     return model.accuracy(test, test_labels), protocol
 

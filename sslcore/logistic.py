@@ -33,7 +33,7 @@ class LogisticModel:
     iterations: int
 
     def standardize(self, x: Tensor) -> Tensor:
-        return (x.float() - self.mean) / self.scale
+        return standardize(x, self.mean, self.scale)
 
     def logits(self, x: Tensor) -> Tensor:
         """(N, D) raw features -> (N, K) class logits."""
@@ -46,6 +46,11 @@ class LogisticModel:
     def accuracy(self, x: Tensor, y: Tensor) -> float:
         """Top-1 in [0, 1] on features ``x`` (N, D) with labels ``y`` (N,)."""
         return (self.predict(x) == y).float().mean().item()
+
+
+def standardize(x: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
+    """(N, D) features -> (N, D) in the units of the training features' per-feature mean and scale."""
+    return (x.float() - mean) / scale
 
 
 def objective(weight: Tensor, bias: Tensor, z: Tensor, y: Tensor, c: float) -> Tensor:
@@ -62,7 +67,8 @@ def fit_logistic(x: Tensor, y: Tensor, c: float, num_classes: int | None = None,
     """Minimise :func:`objective` over features ``x`` (N, D), standardised, with labels ``y`` (N,).
 
     The objective is strictly convex in the weights, so ``init`` (a fit on similar data, as a warm
-    start) changes the iterations, not the optimum. The fit stops when no gradient entry exceeds
+    start) changes the iterations, not the optimum; it also fixes the number of classes, which is
+    otherwise ``num_classes``, or the largest label + 1. The fit stops when no gradient entry exceeds
     ``tol`` or after ``max_iter`` iterations.
     """
     if c <= 0:
@@ -70,7 +76,7 @@ def fit_logistic(x: Tensor, y: Tensor, c: float, num_classes: int | None = None,
     x = x.float()
     mean, scale = x.mean(0), x.std(0, correction=0)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    z = (x - mean) / scale
+    z = standardize(x, mean, scale)
     if init is None:
         k = num_classes or int(y.max()) + 1
         weight, bias = x.new_zeros(k, x.shape[1]), x.new_zeros(k)

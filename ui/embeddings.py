@@ -31,7 +31,7 @@ from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_ev
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project
 from ui.images import image_grid
-from ui.models import FILE, HUB, RANDOM, RUNS, SHIPPED, pick_file, pick_hub, pick_shipped
+from ui.models import FILE, HUB, RANDOM, RUNS, SHIPPED, pick_file, pick_hub, pick_shipped, show_source
 from ui.state import run_store
 
 LABEL_FRACTIONS = (0.01, 0.1, 1.0)
@@ -103,9 +103,7 @@ def _checkpoint(loaded: LoadedModel | None) -> FeatureSource | None:
     if loaded is None:
         return None
     vit = loaded.vit
-    st.caption(loaded.source)
-    for note in loaded.notes:
-        st.caption(f":material/info: {note}")
+    show_source(loaded)
     key = f"checkpoint:{loaded.source}"
     return FeatureSource(key, loaded.source, loaded.image_size or 224, lambda: vit,
                          reference=lambda: _random_like(key, vit))

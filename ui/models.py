@@ -131,7 +131,12 @@ def pick_model(key: str, kind: str) -> LoadedModel | None:
         st.warning(f"{loaded.source} is a ViT without an MAE decoder: it cannot reconstruct. Use it on the "
                    "DINO attention page, or choose an MAE (a file from `sslcore export` of an MAE run carries one).")
         return None
+    show_source(loaded)
+    return loaded
+
+
+def show_source(loaded: LoadedModel) -> None:
+    """Where the model came from and its caveats, as captions beside its panels."""
     st.caption(loaded.source)
     for note in loaded.notes:
         st.caption(f":material/info: {note}")
-    return loaded
