@@ -307,8 +307,8 @@ SHORT_RUNS = [
 @pytest.mark.parametrize("name,options,overrides,steps,measured,minimum", SHORT_RUNS)
 def test_short_run_learns(tmp_path, name, options, overrides, steps, measured, minimum):
     run = {"batch_size": 128, **overrides}
-    # fp32: the gains above were measured in fp32, and bf16 kernels differ between CPUs (MoCo, 300
-    # steps: +8.6 in fp32, +2.8 under bf16 autocast on a 2-core avx512_bf16 EPYC, 2 December 2026).
+    # fp32: bf16 kernels differ between CPUs and so would the gains (MoCo, 300 steps: +8.6 in fp32,
+    # +2.8 under bf16 autocast on a 2-core avx512_bf16 EPYC, 2 December 2026).
     cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
                     knn_test=500, knn_every_seconds=1e9, options=options, precision="fp32",
                     **run).with_dataset_defaults()
