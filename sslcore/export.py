@@ -107,7 +107,8 @@ def export_run(run_dir: str | Path, out: str | Path, fp16: bool = True, metrics:
         "weights": {"dino": "DINO teacher backbone (EMA of the student)", "mae": "MAE encoder and decoder"}.get(
             cfg.method, f"{cfg.method} backbone"),
         "provenance": {
-            "command": command, "config": asdict(cfg), "dataset": cfg.dataset, "data_dir": cfg.data_dir,
+            "command": command, "config": asdict(cfg), "method_config": summary.get("method_config"),
+            "dataset": cfg.dataset, "data_dir": cfg.data_dir,
             "eval_dir": cfg.eval_dir,
             "steps": summary.get("steps"), "seconds": summary.get("seconds"), "device": summary.get("device"),
             "precision": summary.get("precision"), "run_id": run_dir.name, "note": note,

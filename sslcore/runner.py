@@ -253,7 +253,10 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         "run_dir": str(run_dir), "method": cfg.method, "dataset": cfg.dataset, "backbone": cfg.backbone,
         "image_size": cfg.image_size, "batch_size": cfg.batch_size, "device": str(device),
         "precision": "bf16" if cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_supported(device)) else "fp32",
-        "parameters": count_parameters(method.backbone), "train_images": len(train)}
+        "parameters": count_parameters(method.backbone), "train_images": len(train),
+        # Every field of the method's config, defaults included: the run's ``options`` list only what
+        # was set, and a default changed in a later release must not rewrite what this run trained with.
+        "method_config": asdict(method.cfg)}
     if evaluator is not None:
         monitor = KNNMonitor(evaluator, cfg.knn_every_seconds)
         callbacks.insert(0, monitor)

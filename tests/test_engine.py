@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sslcore.methods.simclr import SimCLR
 from sslcore.runner import RunConfig, execute, launch, load_run
 from sslcore.runs import RunStore
 
@@ -97,3 +98,6 @@ def test_nan_loss_marks_run_diverged(tmp_path):
     assert record.status == "diverged" and "Lower the learning rate" in record.error
     # The run still lands with a checkpoint and a kNN number, and says why it ended.
     assert (store.run_dir(run_id) / "checkpoint.safetensors").exists() and "knn_top1" in summary
+    # The method's whole config is on record, the defaults the run did not set included.
+    assert summary["method_config"] == asdict(SimCLR.Config())
+    assert store.get(run_id).summary["method_config"] == json.loads(json.dumps(asdict(SimCLR.Config())))

@@ -49,7 +49,8 @@ def fake_run(tmp_path, method="dino", image_size=32, **options) -> tuple[Path, t
     run_dir = tmp_path / "runs" / "r1"
     save_checkpoint(run_dir / "checkpoint.safetensors", m.state_dict(),
                     {"config": asdict(cfg), "summary": {"steps": 3, "seconds": 1.5, "knn_top1": 41.0, "device": "cpu",
-                                                       "precision": "bf16"}, "format": "sslcore-method-v1"})
+                                                       "precision": "bf16", "method_config": asdict(m.cfg)},
+                     "format": "sslcore-method-v1"})
     return run_dir, m, cfg
 
 
@@ -235,6 +236,7 @@ def test_export_round_trip_shipped_and_local(tmp_path, monkeypatch):
     assert config["kind"] == "vit" and config["dtype"] == "float16"
     assert config["provenance"]["metrics"] == {"knn_top1": 41.0, "attention_in_box": 0.5}
     assert config["provenance"]["command"] == train_command(cfg)
+    assert config["provenance"]["method_config"] == json.loads(json.dumps(asdict(method.cfg)))  # defaults too
     note = (assets / "dino_test.md").read_text()
     assert train_command(cfg) in note and "knn_top1: 41.0" in note and "\nTrained on a 2-core CPU.\n" in note
     assert json.loads((assets / "dino_test.json").read_text()) == config
