@@ -295,8 +295,9 @@ def short_run(name: str, options: dict, overrides: dict, steps: int, measured: f
 
 
 SHORT_RUNS = [
-    # MoCo in fp32: bf16 kernels differ between CPUs (300 steps: +8.6 in fp32, +2.8 under bf16
-    # autocast on a 2-core avx512_bf16 EPYC, 2 December 2026). The others use the run default.
+    # MoCo in fp32: at 300 steps on shapes bf16 autocast learns less, the same on an AMD EPYC and an
+    # Intel Xeon (seeds 0/1/2: fp32 +8.6/+11.4/+6.4, bf16 +2.8/+5.4/+3.2; 3 December 2026). The others
+    # use the run default.
     short_run("moco", {}, {"precision": "fp32"}, 300, 8.6, 3.0),
     short_run("byol", {}, {}, 400, 4.6, 2.0, long=True),  # base momentum 0.996 (0.99 gave +1.6)
     short_run("inpainting", {}, {}, 300, 4.4, 2.0, long=True),
