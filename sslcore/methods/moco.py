@@ -13,7 +13,7 @@ from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import info_nce_queue
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update
-from sslcore.models.heads import mlp
+from sslcore.models.heads import float32_forward, mlp
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,16 @@ class MoCo(Method):
                                        crop_scale=tuple(cfg.crop_scale), rotation=cfg.rotation,
                                        **color_jitter(cfg.color_strength)))
 
+    # The projection heads run in float32: under bf16 autocast, 300 steps on shapes gained +2.8
+    # kNN points with a bf16 head and +8.6 with a float32 one (as many as all-fp32 training).
     def forward_query(self, x: Tensor) -> Tensor:
         """(N, 3, S, S) -> (N, out_dim) float32 queries (not normalised)."""
-        return self.projector(self.backbone(x)).float()
+        return float32_forward(self.projector, self.backbone(x))
 
     @torch.no_grad()
     def forward_key(self, x: Tensor) -> Tensor:
         """(N, 3, S, S) -> (N, out_dim) L2-normalised float32 keys."""
-        return F.normalize(self.key_projector(self.key_backbone(x)).float(), dim=1)
+        return F.normalize(float32_forward(self.key_projector, self.key_backbone(x)), dim=1)
 
     def contrast(self, q: Tensor, k: Tensor, negatives: Tensor) -> Tensor:
         """InfoNCE of queries (B, D) against their keys (B, D) and the (K', D) queued negatives."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 
 def mlp(dims: tuple[int, ...], batch_norm: bool = True, last_bn: bool = False) -> nn.Sequential:
@@ -22,3 +23,13 @@ def mlp(dims: tuple[int, ...], batch_norm: bool = True, last_bn: bool = False) -
         elif last_bn:
             layers.append(nn.BatchNorm1d(cout, affine=False))
     return nn.Sequential(*layers)
+
+
+def float32_forward(head: nn.Module, x: Tensor) -> Tensor:
+    """``head(x)`` in float32 under any autocast: ``x`` (N, D) is cast up and the head's ops run in fp32.
+
+    A head is a small share of a step, and its BatchNorm is where bf16 hurts: it subtracts a batch
+    mean that is large next to the spread around it, which bf16's 8-bit mantissa cannot resolve.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return head(x.float())
