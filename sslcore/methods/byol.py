@@ -12,7 +12,7 @@ from sslcore.augment import BatchViews, color_jitter, recipe, view_size
 from sslcore.losses import byol_loss
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
-from sslcore.models.heads import mlp
+from sslcore.models.heads import float32_forward, mlp
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,11 @@ class BYOL(Method):
         b = len(images)
         # One pass over both views: half the kernel launches and a BatchNorm over 2B samples.
         x = torch.cat([view(images, generator) for view in self.views])  # (2B, 3, S, S)
-        z = self.projector(self.backbone(x))
-        p = self.predictor(z).float()  # (2B, out_dim)
+        # Heads in float32, as MoCo's (see models.heads.float32_forward).
+        z = float32_forward(self.projector, self.backbone(x))
+        p = float32_forward(self.predictor, z)  # (2B, out_dim)
         with torch.no_grad():
-            z_target = self.target_projector(self.target_backbone(x)).float()  # (2B, out_dim)
+            z_target = float32_forward(self.target_projector, self.target_backbone(x))  # (2B, out_dim)
         # Each view's prediction regresses the target's projection of the other view; the paper sums
         # the two terms, the mean keeps the loss in [0, 4] (AdamW does not see the scale).
         loss = (byol_loss(p[:b], z_target[b:]) + byol_loss(p[b:], z_target[:b])) / 2

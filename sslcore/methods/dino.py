@@ -14,6 +14,7 @@ from sslcore.losses import centred_teacher, dino_cross_entropy, sinkhorn_knopp
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.backbones import is_vit
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
+from sslcore.models.heads import float32_forward
 
 CENTERINGS = ("mean", "sinkhorn")
 
@@ -86,7 +87,7 @@ class DINOHead(nn.Module):
 
     def project(self, x: Tensor) -> Tensor:
         """(N, in_dim) -> (N, bottleneck_dim) L2-normalised float32."""
-        return F.normalize(self.mlp(x).float(), dim=-1)
+        return F.normalize(float32_forward(self.mlp, x), dim=-1)  # in float32, as MoCo's head
 
     def logits(self, h: Tensor, frozen: bool = False) -> Tensor:
         """(N, bottleneck_dim) -> (N, K) float32 cosines; ``frozen`` blocks the gradient to the prototypes."""
