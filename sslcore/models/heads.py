@@ -28,8 +28,9 @@ def mlp(dims: tuple[int, ...], batch_norm: bool = True, last_bn: bool = False) -
 def float32_forward(head: nn.Module, x: Tensor) -> Tensor:
     """``head(x)`` in float32 under any autocast: ``x`` (N, D) is cast up and the head's ops run in fp32.
 
-    A head is a small share of a step, and its BatchNorm is where bf16 hurts: it subtracts a batch
-    mean that is large next to the spread around it, which bf16's 8-bit mantissa cannot resolve.
+    A head is a small share of a step, and it is where bf16 hurts: a linear layer's output is a large
+    component shared by the batch plus a small spread, bf16 (8-bit mantissa) rounds part of that
+    spread away, and the BatchNorm after it scales the rounding error up with what is left.
     """
     with torch.autocast(x.device.type, enabled=False):
         return head(x.float())
