@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--linear", action="store_true", help="linear probe (L-BFGS, C by 3-fold CV) per label fraction")
     e.add_argument("--label-fractions", default="1", metavar="F,F,...",
                    help="fractions of the bank's labels, stratified and seeded (default 1; e.g. 0.01,0.1,1)")
+    e.add_argument("--stages", action="store_true",
+                   help="kNN on every stage's pooled output, trained and at random init (where the features are)")
     e.add_argument("--random-init", action="store_true", help="the same scores for the run's architecture at init")
     e.add_argument("--supervised", action="store_true",
                    help="supervised reference per fraction: same backbone and views, cross-entropy, the run's steps")
@@ -131,8 +133,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
-    if not (args.knn or args.linear or args.supervised or args.finetune):
-        raise SystemExit("choose at least one evaluation: --knn, --linear, --supervised or --finetune")
+    if not (args.knn or args.linear or args.supervised or args.finetune or args.stages):
+        raise SystemExit("choose at least one evaluation: --knn, --linear, --supervised, --finetune or --stages")
     try:
         fractions = parse_fractions(args.label_fractions)
         finetune = FineTuneConfig(epochs=args.finetune_epochs, encoder_lr=args.finetune_encoder_lr,
@@ -144,7 +146,7 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
                         image_size=args.image_size, seed=args.seed, k=args.knn_k, t=args.knn_t,
                         bank=args.knn_bank, test=args.knn_test, knn=args.knn,
                         label_fractions=fractions if needs_fractions else (), random_init=args.random_init,
-                        supervised=args.supervised, finetune=finetune)
+                        supervised=args.supervised, finetune=finetune, stages=args.stages)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

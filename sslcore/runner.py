@@ -30,6 +30,7 @@ from sslcore.methods.base import Method
 from sslcore.models import create_backbone, is_vit
 from sslcore.models.backbones import count_parameters
 from sslcore.runs import RunStore, atomic_write
+from sslcore.stages import knn_by_stage
 from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, bf16_supported, fit
 
 
@@ -368,12 +369,14 @@ def evaluate_run(run_dir: str | Path, dataset: str, data_dir: str | None = None,
                  image_size: int | None = None, seed: int = 0, k: int = 20, t: float = 0.1,
                  bank: int = 5000, test: int = 1000, knn: bool = True, label_fractions: Sequence[float] = (),
                  random_init: bool = False, supervised: bool = False, finetune: FineTuneConfig | None = None,
-                 progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+                 stages: bool = False, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Scores of a saved run on ``dataset``; kNN with the same protocol as the online monitor.
 
     ``label_fractions`` add a linear probe per fraction of the bank's labels; ``random_init``,
     ``supervised`` and ``finetune`` add the references (see :func:`sslcore.eval.evaluate`). Every
-    score comes with its protocol under ``scores``; ``table`` lays them out as rows.
+    score comes with its protocol under ``scores``; ``table`` lays them out as rows. ``stages``
+    adds the kNN of every stage of the backbone, trained and at random init, under ``stages``
+    (see :mod:`sslcore.stages`).
     """
     method, cfg = load_run(run_dir)
     data_cfg = RunConfig.from_dict({**asdict(cfg), "dataset": dataset, "data_dir": data_dir, "eval_dir": eval_dir,
@@ -383,6 +386,10 @@ def evaluate_run(run_dir: str | Path, dataset: str, data_dir: str | None = None,
     if evaluator is None:
         raise ValueError(f"{dataset} has no labels to evaluate against")
     out: dict[str, Any] = {"run_dir": str(run_dir), "dataset": dataset, "steps": cfg.steps}
+    if stages:
+        init = build_method(cfg, next(method.parameters()).device).backbone
+        out["stages"] = [s.to_dict() for s in knn_by_stage(method.backbone, evaluator)
+                         + knn_by_stage(init, evaluator, model="random init")]
     if not (label_fractions or random_init or supervised or finetune):
         return {**out, "knn_top1": 100 * evaluator(method.backbone), "knn_protocol": evaluator.protocol.to_dict()}
     plan = EvalPlan(knn=evaluator.protocol if knn else None, fractions=tuple(label_fractions), random_init=random_init,

@@ -36,9 +36,35 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.num_features = widths[-1]
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        # timm's feature_info: one entry per stage output (the stem, then each width), in order.
+        self._stage_ends = [0] + [2 * i for i in range(1, len(widths))]  # index of each stage's last layer
+        reductions = [stem_stride]
+        for i in range(1, len(widths)):
+            reductions.append(reductions[-1] * (1 if i == 1 and stem_stride > 1 else 2))
+        self.feature_info = [dict(num_chs=w, reduction=r, module=f"features.{e}")
+                             for w, r, e in zip(widths, reductions, self._stage_ends)]
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.features(x)  # (B, C, H/8, W/8)
+
+    def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None,
+                              intermediates_only: bool = True) -> list[Tensor]:
+        """Stage outputs (B, C_i, H_i, W_i), as timm's ``forward_intermediates`` (its subset we use).
+
+        ``indices``: stage indices into :attr:`feature_info` (negative from the end), or an int n
+        for the last n stages; None for all.
+        """
+        if not intermediates_only:
+            raise NotImplementedError("ConvNet.forward_intermediates returns the intermediates only")
+        n = len(self._stage_ends)
+        wanted = range(n) if indices is None else range(n - indices, n) if isinstance(indices, int) else indices
+        take = sorted({i % n for i in wanted})
+        out = []
+        for i, layer in enumerate(self.features[:self._stage_ends[take[-1]] + 1]):
+            x = layer(x)
+            if i in {self._stage_ends[j] for j in take}:
+                out.append(x)
+        return out
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((2, 3))

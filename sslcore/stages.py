@@ -1,0 +1,63 @@
+"""Where a network's useful features are: weighted kNN on the pooled output of every stage.
+
+The standard protocol (:class:`sslcore.eval.KNNEvaluator`) reads a backbone's last pooled
+features. A pretext task specialises the last stages to its own labels: Doersch et al. 2015 and
+Noroozi & Favaro 2016 transfer conv layers, not the task's last features, and Kolesnikov et al.
+2019 (arXiv:1901.09005) and Goyal et al. 2019 (arXiv:1905.01235) find the best linear-probe
+layer of rotation, jigsaw and colorization networks well before the end. One number at the end
+can then hide what the earlier stages learned; reading every stage the same way, for the trained
+network and for its random init, shows where the learning went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import Tensor, nn
+
+from sslcore.eval import KNNEvaluator, KNNProtocol, Score
+
+
+@dataclass(frozen=True)
+class StageKNNProtocol(KNNProtocol):
+    """The weighted kNN protocol on stage ``stage`` (0-based, of ``stages``), averaged over space."""
+
+    stage: int = 0
+    stages: int = 0
+    channels: int = 0
+
+    def describe(self) -> str:
+        return (f"{super().describe()}, features: stage {self.stage + 1} of {self.stages} "
+                f"({self.channels} channels, averaged over space)")
+
+
+class StageReadout(nn.Module):
+    """``backbone`` read at one stage: (B, 3, S, S) -> (B, C), that stage's output averaged over space.
+
+    Works for every backbone with timm's ``forward_intermediates`` and ``feature_info`` (our
+    ``convnet*``, timm's ResNets and ViTs; a ViT's stages are its blocks, its patch tokens averaged).
+    """
+
+    def __init__(self, backbone: nn.Module, stage: int) -> None:
+        super().__init__()
+        if not -num_stages(backbone) <= stage < num_stages(backbone):
+            raise ValueError(f"stage {stage} out of range for a backbone with {num_stages(backbone)} stages")
+        self.backbone, self.stage = backbone, stage % num_stages(backbone)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = self.backbone.forward_intermediates(x, indices=[self.stage], intermediates_only=True)[0]
+        return feats.mean((2, 3))
+
+
+def num_stages(backbone: nn.Module) -> int:
+    if not hasattr(backbone, "forward_intermediates") or not hasattr(backbone, "feature_info"):
+        raise ValueError(f"{type(backbone).__name__} has no forward_intermediates/feature_info to read stages from")
+    return len(backbone.feature_info)
+
+
+def knn_by_stage(backbone: nn.Module, evaluator: KNNEvaluator, model: str = "run") -> list[Score]:
+    """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`."""
+    n, base = num_stages(backbone), evaluator.protocol
+    return [Score("knn", model, 100 * evaluator(StageReadout(backbone, i)),
+                  StageKNNProtocol(**asdict(base), stage=i, stages=n, channels=backbone.feature_info[i]["num_chs"]))
+            for i in range(n)]
