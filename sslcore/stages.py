@@ -12,6 +12,7 @@ network and for its random init, shows where the learning went.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 from torch import Tensor, nn
 
@@ -50,6 +51,7 @@ class StageReadout(nn.Module):
 
 
 def num_stages(backbone: nn.Module) -> int:
+    """How many stages :class:`StageReadout` can read: the entries of timm's ``feature_info``."""
     if not hasattr(backbone, "forward_intermediates") or not hasattr(backbone, "feature_info"):
         raise ValueError(f"{type(backbone).__name__} has no forward_intermediates/feature_info to read stages from")
     return len(backbone.feature_info)
@@ -61,3 +63,18 @@ def knn_by_stage(backbone: nn.Module, evaluator: KNNEvaluator, model: str = "run
     return [Score("knn", model, 100 * evaluator(StageReadout(backbone, i)),
                   StageKNNProtocol(**asdict(base), stage=i, stages=n, channels=backbone.feature_info[i]["num_chs"]))
             for i in range(n)]
+
+
+def stage_rows(scores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Display rows, one per stage, from the ``to_dict`` of :func:`knn_by_stage` scores of the
+    run (model "run") and of its random init (model "random init"): channels, both kNN top-1 and the gain."""
+    by_stage: dict[int, dict[str, Any]] = {}
+    for s in scores:
+        p = s["protocol"]
+        row = by_stage.setdefault(p["stage"], {"stage": f"{p['stage'] + 1} of {p['stages']}", "channels": p["channels"]})
+        row[f"{s['model']} %"] = s["top1"]
+    rows = [by_stage[i] for i in sorted(by_stage)]
+    for row in rows:
+        if "run %" in row and "random init %" in row:
+            row["gain (points)"] = row["run %"] - row["random init %"]
+    return [{k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()} for row in rows]

@@ -108,6 +108,23 @@ def test_run_scores_with_random_init_reference(at):
     assert len(table) == 4 and all(table["run %"]) and all(table["random init %"])
 
 
+def test_run_knn_stage_by_stage_beside_random_init(at):
+    from sslcore.runner import RunConfig, execute
+    from sslcore.runs import RunStore
+
+    cfg = RunConfig(method="relpos", steps=3, batch_size=32, train_size=256, knn_every_seconds=1000)
+    store = RunStore()
+    execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
+    at.run()
+    at.button(key="emb_stages").click().run()
+    run_until(at, lambda a: len(a.dataframe) > 0, seconds=300)
+    table = at.dataframe[0].value
+    assert table["stage"].tolist() == ["1 of 4", "2 of 4", "3 of 4", "4 of 4"]
+    assert table["channels"].tolist() == [32, 64, 128, 256]
+    assert (table["gain (points)"] - (table["run %"] - table["random init %"])).abs().max() < 0.11
+    assert any("features: stage 2 of 4 (64 channels" in c.value for c in at.caption)
+
+
 def test_background_jobs_run_in_order_on_a_daemon_thread():
     from ui.embeddings import WorkQueue
 

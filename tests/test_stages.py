@@ -10,7 +10,7 @@ import torch
 from sslcore.data import make_shapes
 from sslcore.eval import KNNEvaluator
 from sslcore.models import create_backbone
-from sslcore.stages import StageReadout, knn_by_stage, num_stages
+from sslcore.stages import StageReadout, knn_by_stage, num_stages, stage_rows
 
 
 @pytest.mark.parametrize("name,side", [("convnet", (16, 16, 8, 4)), ("convnet_fullres", (32, 16, 8, 4))])
@@ -80,3 +80,13 @@ def test_cli_eval_stages_reports_the_run_and_its_random_init(tmp_path):
     assert all(0 <= s["top1"] <= 100 and "averaged over space" in s["describe"] for s in stages)
     # Without --knn the standard kNN of the run is still reported beside the stages.
     assert result["knn_top1"] == pytest.approx(stages[3]["top1"])
+
+
+def test_stage_rows_pair_the_run_with_its_random_init_per_stage():
+    def score(model, stage, top1):
+        return {"model": model, "top1": top1, "protocol": {"stage": stage, "stages": 2, "channels": 32 * (stage + 1)}}
+
+    rows = stage_rows([score("run", 0, 30.04), score("run", 1, 20.0), score("random init", 0, 25.0),
+                       score("random init", 1, 22.5)])
+    assert rows == [{"stage": "1 of 2", "channels": 32, "run %": 30.0, "random init %": 25.0, "gain (points)": 5.0},
+                    {"stage": "2 of 2", "channels": 64, "run %": 20.0, "random init %": 22.5, "gain (points)": -2.5}]

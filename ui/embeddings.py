@@ -28,6 +28,7 @@ from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, n
 from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
 from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_evaluator
+from sslcore.stages import stage_rows
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project
 from ui.images import image_grid
@@ -384,14 +385,20 @@ def _run_scores(run_dir: Path, data: DataChoice, supervised: bool, finetune: boo
     return {"table": out["table"], "protocols": protocols}
 
 
+def _stage_scores(run_dir: Path, data: DataChoice) -> dict:
+    out = evaluate_run(run_dir, data.name, data_dir=data.data_dir, stages=True)
+    return {"table": stage_rows(out["stages"]), "protocols": list(dict.fromkeys(s["describe"] for s in out["stages"]))}
+
+
 def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
-    """A button starts the scores in the background; a fragment shows progress, then the table."""
+    """Buttons start the scores in the background; a fragment per job shows progress, then its table."""
     supervised = finetune = False
     if source.run_dir is not None:
         supervised = st.checkbox("Supervised reference (same backbone, views and steps as the run, per label "
                                  "fraction: as long as the run, three times)", key=f"{key}_sup")
         finetune = st.checkbox("Fine-tune the encoder (lr 1e-4, head 1e-2, 10 epochs per fraction)", key=f"{key}_ft")
     job_key = f"scores|{source.key}|{data}|{supervised}|{finetune}"
+    stages_key = f"stages|{source.key}|{data}"
     if st.button("Compute scores", key=f"{key}_go", type="primary"):
         if source.run_dir is None:
             # Resolved here, in the script thread: cached resources are not for background threads.
@@ -401,11 +408,20 @@ def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
                    EvalPlan(fractions=LABEL_FRACTIONS), progress=True)
         else:
             submit("scores", job_key, _run_scores, source.run_dir, data, supervised, finetune, progress=True)
-    job = find_job(job_key)
-    if job is None:
+    if source.run_dir is not None and st.button(
+            "kNN stage by stage", key=f"{key}_stages",
+            help="The same kNN on every stage of the backbone, beside its random init: pretext tasks keep what "
+                 "they learned in earlier stages, their last one specialises to the task."):
+        submit("scores", stages_key, _stage_scores, source.run_dir, data)
+    jobs = [job for job in (find_job(job_key), find_job(stages_key)) if job is not None]
+    if not jobs:
         st.caption("kNN and linear probes with 1%, 10% and 100% of the labels, each beside the same "
                    "architecture at random init (and a supervised reference on request).")
-        return
+    for job in jobs:
+        _job_panel(job)
+
+
+def _job_panel(job: Job) -> None:
     waiting = not job.future.done()
 
     @st.fragment(run_every=1.0 if waiting else None)
