@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslcore.eval import KNNEvaluator, KNNProtocol, Score
+from sslcore.eval import KNNEvaluator, KNNProtocol, Score, extract_features, knn_accuracy
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,10 @@ class StageReadout(nn.Module):
 
     def __init__(self, backbone: nn.Module, stage: int) -> None:
         super().__init__()
-        if not -num_stages(backbone) <= stage < num_stages(backbone):
-            raise ValueError(f"stage {stage} out of range for a backbone with {num_stages(backbone)} stages")
-        self.backbone, self.stage = backbone, stage % num_stages(backbone)
+        n = num_stages(backbone)
+        if not -n <= stage < n:
+            raise ValueError(f"stage {stage} out of range for a backbone with {n} stages")
+        self.backbone, self.stage = backbone, stage % n
 
     def forward(self, x: Tensor) -> Tensor:
         feats = self.backbone.forward_intermediates(x, indices=[self.stage], intermediates_only=True)[0]
@@ -57,12 +60,31 @@ def num_stages(backbone: nn.Module) -> int:
     return len(backbone.feature_info)
 
 
+class _AllStages(nn.Module):
+    """Every stage of ``backbone`` from one forward pass, each averaged over space, concatenated."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([f.mean((2, 3)) for f in self.backbone.forward_intermediates(x, intermediates_only=True)], 1)
+
+
 def knn_by_stage(backbone: nn.Module, evaluator: KNNEvaluator, model: str = "run") -> list[Score]:
-    """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`."""
+    """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`.
+
+    All stages come from one pass over the bank and test images; each stage's slice of the
+    features is L2-normalised on its own, as :class:`StageReadout` through the evaluator would be.
+    """
     n, base = num_stages(backbone), evaluator.protocol
-    return [Score("knn", model, 100 * evaluator(StageReadout(backbone, i)),
-                  StageKNNProtocol(**asdict(base), stage=i, stages=n, channels=backbone.feature_info[i]["num_chs"]))
-            for i in range(n)]
+    channels = [info["num_chs"] for info in backbone.feature_info]
+    bank = extract_features(_AllStages(backbone), evaluator.bank_images).split(channels, dim=1)
+    test = extract_features(_AllStages(backbone), evaluator.test_images).split(channels, dim=1)
+    return [Score("knn", model, 100 * knn_accuracy(F.normalize(b, dim=1), evaluator.bank_labels, F.normalize(t, dim=1),
+                                                   evaluator.test_labels, base.k, base.t),
+                  StageKNNProtocol(**asdict(base), stage=i, stages=n, channels=channels[i]))
+            for i, (b, t) in enumerate(zip(bank, test))]
 
 
 def stage_rows(scores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

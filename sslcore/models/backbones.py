@@ -58,11 +58,11 @@ class ConvNet(nn.Module):
             raise NotImplementedError("ConvNet.forward_intermediates returns the intermediates only")
         n = len(self._stage_ends)
         wanted = range(n) if indices is None else range(n - indices, n) if isinstance(indices, int) else indices
-        take = sorted({i % n for i in wanted})
+        ends = sorted({self._stage_ends[i % n] for i in wanted})  # feature layers whose outputs are returned
         out = []
-        for i, layer in enumerate(self.features[:self._stage_ends[take[-1]] + 1]):
+        for i, layer in enumerate(self.features[:ends[-1] + 1]):
             x = layer(x)
-            if i in {self._stage_ends[j] for j in take}:
+            if i in ends:
                 out.append(x)
         return out
 
