@@ -317,6 +317,13 @@ def test_configs_reject_bad_values():
 # All but MoCo carry the ``long`` marker (DINO and rotation take 3-4 minutes each here, BYOL and
 # inpainting over 2): `make test-long` runs them, CI (kept under 20 minutes) keeps MoCo's one
 # minute, beside tests/test_engine.py's SimCLR run and tests/test_pretext.py's rotation on digits.
+def shapes_run_config(name: str, steps: int, options: dict | None = None, **run) -> RunConfig:
+    """The short-run protocol: 4,000 shapes, kNN bank 2,000 and test 500, batch 128 unless overridden."""
+    return RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
+                     knn_test=500, knn_every_seconds=1e9, options=options or {},
+                     **{"batch_size": 128, **run}).with_dataset_defaults()
+
+
 def short_run(name: str, options: dict, overrides: dict, steps: int, measured: float, minimum: float, long=False):
     return pytest.param(name, options, overrides, steps, measured, minimum, id=name,
                         marks=[pytest.mark.long] if long else [])
@@ -341,9 +348,7 @@ SHORT_RUNS = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name,options,overrides,steps,measured,minimum", SHORT_RUNS)
 def test_short_run_learns(tmp_path, name, options, overrides, steps, measured, minimum):
-    run = {"batch_size": 128, **overrides}
-    cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
-                    knn_test=500, knn_every_seconds=1e9, options=options, **run).with_dataset_defaults()
+    cfg = shapes_run_config(name, steps, options, **overrides)
     store = RunStore(tmp_path)
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
     gain = summary["knn_top1"] - summary["knn_top1_random_init"]
@@ -371,8 +376,7 @@ PRETEXT_STAGE_RUNS = [  # (method, steps, stage index, measured gain there, mini
 @pytest.mark.long
 @pytest.mark.parametrize("name,steps,stage,measured,minimum", PRETEXT_STAGE_RUNS)
 def test_pretext_short_run_beats_random_init_at_an_earlier_stage(tmp_path, name, steps, stage, measured, minimum):
-    cfg = RunConfig(method=name, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
-                    knn_test=500, knn_every_seconds=1e9, batch_size=128).with_dataset_defaults()
+    cfg = shapes_run_config(name, steps)
     store = RunStore(tmp_path)
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
     trained, _ = load_run(summary["run_dir"])
