@@ -3,7 +3,7 @@
 Trains each method on ``shapes`` in the short-run test's protocol (4,000 training images, kNN
 bank 2,000 and test 500, batch 128, seeded; tests/test_methods.py), then scores every stage's
 pooled output of the trained network and of the same network at random init with the same
-weighted kNN (``sslcore.stages``). The last column is the standard protocol's number (the last
+weighted kNN (``sslcore.stages``, read by the run's online monitor). The last column is the standard protocol's number (the last
 stage, as the online monitor reads it). Prints one markdown row per method.
 
 Usage: python benchmarks/stage_knn.py [--methods relpos:800 jigsaw:400 ...] [--seed 0] [--out DIR]
@@ -16,28 +16,21 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from sslcore.compare import VIT_ONLY_METHODS
-from sslcore.runner import RunConfig, build_method, execute, load_data, load_run, make_evaluator
+from sslcore.runner import RunConfig, execute
 from sslcore.runs import RunStore
-from sslcore.stages import knn_by_stage
 
 DEFAULT = ["simclr:300", "moco:300", "rotation:300", "relpos:800", "jigsaw:400", "colorization:400",
            "inpainting:300", "mae:400"]
 
 
 def stage_gains(method: str, steps: int, seed: int, store: RunStore) -> tuple[list[float], list[float], dict]:
-    """(trained kNN per stage, random-init kNN per stage, run summary)."""
+    """(trained kNN per stage, random-init kNN per stage, run summary), as the run's own monitor scored them."""
     cfg = RunConfig(method=method, dataset="shapes", steps=steps, max_seconds=None, train_size=4000, knn_bank=2000,
                     knn_test=500, knn_every_seconds=1e9, batch_size=128, seed=seed,
                     backbone="vit_tiny" if method in VIT_ONLY_METHODS else "convnet").with_dataset_defaults()
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
-    trained, _ = load_run(summary["run_dir"])
-    init = build_method(cfg, torch.device("cpu"))
-    evaluator = make_evaluator(cfg, *load_data(cfg))
-    return ([s.top1 for s in knn_by_stage(trained.backbone, evaluator)],
-            [s.top1 for s in knn_by_stage(init.backbone, evaluator, model="random init")], summary)
+    return summary["knn_stages"], summary["knn_stages_random_init"], summary
 
 
 def main() -> None:

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--knn-bank", type=int, default=5000, help="labelled images the kNN monitor searches")
     t.add_argument("--knn-test", type=int, default=1000, help="held-out images the kNN monitor classifies")
     t.add_argument("--knn-every", type=float, default=10.0, help="seconds of training between kNN checks")
+    t.add_argument("--no-knn-stages", dest="knn_stages", action="store_false",
+                   help="score only the standard readout at each check, not every stage of the backbone")
     t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method config override")
     t.add_argument("--out", help="run store folder (default: $SSLCORE_HOME/runs)")
 
@@ -122,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                         seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
                         weight_decay=args.weight_decay, precision=args.precision, device=args.device,
                         knn_k=args.knn_k, knn_t=args.knn_t, knn_bank=args.knn_bank, knn_test=args.knn_test,
-                        knn_every_seconds=args.knn_every, options=_options(args.option)).with_dataset_defaults()
+                        knn_every_seconds=args.knn_every, knn_stages=args.knn_stages,
+                        options=_options(args.option)).with_dataset_defaults()
     except ValueError as e:
         raise SystemExit(f"sslcore train: {e}") from e
     store = RunStore(args.out)

@@ -44,8 +44,10 @@ class KNNProtocol:
 
 @torch.no_grad()
 def extract_features(backbone: nn.Module, images: Tensor, batch_size: int = 512,
-                     device: torch.device | str | None = None, progress: Progress | None = None) -> Tensor:
-    """L2-normalised backbone features of uint8 images (N, 3, S, S) -> (N, D) float32 on CPU.
+                     device: torch.device | str | None = None, progress: Progress | None = None,
+                     normalized: bool = True) -> Tensor:
+    """Backbone features of uint8 images (N, 3, S, S) -> (N, D) float32 on CPU, L2-normalised
+    unless ``normalized`` is False.
 
     Runs in eval mode (BatchNorm running statistics) and restores the previous mode.
     ``progress`` receives the fraction of images done after each batch (for a progress bar).
@@ -61,7 +63,7 @@ def extract_features(backbone: nn.Module, images: Tensor, batch_size: int = 512,
                 progress(min(1.0, (i + batch_size) / len(images)))
     finally:
         backbone.train(was_training)
-    return F.normalize(torch.cat(out), dim=1)
+    return F.normalize(torch.cat(out), dim=1) if normalized else torch.cat(out)
 
 
 def knn_predict(bank: Tensor, bank_labels: Tensor, query: Tensor, num_classes: int,

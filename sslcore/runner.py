@@ -30,7 +30,7 @@ from sslcore.methods.base import Method
 from sslcore.models import create_backbone, is_vit
 from sslcore.models.backbones import count_parameters
 from sslcore.runs import RunStore, atomic_write
-from sslcore.stages import knn_by_stage
+from sslcore.stages import has_stages, knn_by_stage, knn_with_stages, stage_protocols
 from sslcore.train import NonFiniteLossError, OptimConfig, TrainState, bf16_supported, fit
 
 
@@ -70,6 +70,8 @@ class RunConfig:
     knn_bank: int = 5000
     knn_test: int = 1000
     knn_every_seconds: float = 10.0
+    # Also score every stage of the backbone at each check (sslcore.stages), from the same forward pass.
+    knn_stages: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # method config overrides
 
     def __post_init__(self) -> None:
@@ -167,24 +169,32 @@ class MetricsRecorder:
 
 
 class KNNMonitor:
-    """Online kNN every ``every_seconds`` of training; adds ``knn_top1`` (in %) to the step's logs.
+    """Online kNN every ``every_seconds`` of training; adds ``knn_top1`` (in %) to the step's logs,
+    and with ``stages`` each stage's top-1 as ``knn_stage_1`` (first) to ``knn_stage_n`` (last).
 
     Features are always extracted in fp32, so online, final and ``sslcore eval`` numbers agree.
     """
 
-    def __init__(self, evaluator: KNNEvaluator, every_seconds: float) -> None:
-        self.evaluator, self.every = evaluator, every_seconds
+    def __init__(self, evaluator: KNNEvaluator, every_seconds: float, stages: bool = False) -> None:
+        self.evaluator, self.every, self.stages = evaluator, every_seconds, stages
         self.next_at = every_seconds
-        self.last: float | None = None
+        self.last_stages: list[float] = []
 
     def on_step(self, state: TrainState, method: Method) -> None:
         if state.seconds >= self.next_at:
             self.next_at = state.seconds + self.every
-            self.last = self.measure(method)
-            state.logs["knn_top1"] = self.last
+            state.logs.update(self.logs(self.measure(method)))
 
     def measure(self, method: Method) -> float:
-        return 100 * self.evaluator(method.backbone)
+        """The standard top-1 (%); with ``stages``, each stage's lands in :attr:`last_stages`."""
+        if not self.stages:
+            return 100 * self.evaluator(method.backbone)
+        top1, self.last_stages = knn_with_stages(method.backbone, self.evaluator)
+        return top1
+
+    def logs(self, top1: float) -> dict[str, float]:
+        """``top1`` and the stages measured with it, as metrics."""
+        return {"knn_top1": top1, **{f"knn_stage_{i + 1}": v for i, v in enumerate(self.last_stages)}}
 
 
 class PreviewMonitor:
@@ -259,11 +269,15 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         # was set, and a default changed in a later release must not rewrite what this run trained with.
         "method_config": asdict(method.cfg)}
     if evaluator is not None:
-        monitor = KNNMonitor(evaluator, cfg.knn_every_seconds)
+        stages = cfg.knn_stages and has_stages(method.backbone)
+        monitor = KNNMonitor(evaluator, cfg.knn_every_seconds, stages)
         callbacks.insert(0, monitor)
         summary["knn_top1_random_init"] = monitor.measure(method)
         summary["knn_protocol"] = evaluator.protocol.to_dict()
-        store.log_metrics(run_id, 0, 0.0, {"knn_top1": summary["knn_top1_random_init"],
+        if stages:
+            summary["knn_stages_random_init"] = monitor.last_stages
+            summary["knn_stage_protocols"] = [p.to_dict() for p in stage_protocols(method.backbone, evaluator.protocol)]
+        store.log_metrics(run_id, 0, 0.0, {**monitor.logs(summary["knn_top1_random_init"]),
                                            "knn_top1_random_init": summary["knn_top1_random_init"]})
         log(f"random-init kNN top-1: {summary['knn_top1_random_init']:.1f}% ({evaluator.protocol.describe()})")
     store.set_summary(run_id, summary)
@@ -300,8 +314,11 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
                        images_per_second=state.images_seen / max(state.seconds, 1e-9),
                        skipped_steps=state.skipped_steps)
     if evaluator is not None:
-        summary["knn_top1"] = callbacks[0].measure(method)
-        store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0), {"knn_top1": summary["knn_top1"]})
+        summary["knn_top1"] = monitor.measure(method)
+        if monitor.stages:
+            summary["knn_stages"] = monitor.last_stages
+        store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0),
+                          monitor.logs(summary["knn_top1"]))
         log(f"final kNN top-1: {summary['knn_top1']:.1f}%")
     summary["wall_seconds"] = round(time.monotonic() - wall, 2)
     save_checkpoint(run_dir / "checkpoint.safetensors", method.state_dict(),

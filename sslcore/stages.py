@@ -53,38 +53,56 @@ class StageReadout(nn.Module):
         return feats.mean((2, 3))
 
 
+def has_stages(backbone: nn.Module) -> bool:
+    """Whether ``backbone`` exposes timm's ``forward_intermediates`` and ``feature_info``."""
+    return hasattr(backbone, "forward_intermediates") and hasattr(backbone, "feature_info")
+
+
 def num_stages(backbone: nn.Module) -> int:
     """How many stages :class:`StageReadout` can read: the entries of timm's ``feature_info``."""
-    if not hasattr(backbone, "forward_intermediates") or not hasattr(backbone, "feature_info"):
+    if not has_stages(backbone):
         raise ValueError(f"{type(backbone).__name__} has no forward_intermediates/feature_info to read stages from")
     return len(backbone.feature_info)
 
 
-class _AllStages(nn.Module):
-    """Every stage of ``backbone`` from one forward pass, each averaged over space, concatenated."""
+class _Readouts(nn.Module):
+    """The backbone's standard output and every stage averaged over space, from one forward pass,
+    concatenated: (B, 3, S, S) -> (B, D + C_1 + ... + C_n)."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([f.mean((2, 3)) for f in self.backbone.forward_intermediates(x, intermediates_only=True)], 1)
+        final, stages = self.backbone.forward_intermediates(x)
+        return torch.cat([self.backbone.forward_head(final), *(f.mean((2, 3)) for f in stages)], 1)
+
+
+def knn_with_stages(backbone: nn.Module, evaluator: KNNEvaluator) -> tuple[float, list[float]]:
+    """The standard kNN top-1 (%) of ``evaluator`` and every stage's, first to last, from one pass
+    over the bank and test images. Each readout's slice is L2-normalised on its own, so the first
+    number is exactly ``100 * evaluator(backbone)`` and each stage's that of :class:`StageReadout`."""
+    widths = [backbone.num_features] + [info["num_chs"] for info in backbone.feature_info]
+    readouts = _Readouts(backbone)
+    bank = extract_features(readouts, evaluator.bank_images, normalized=False).split(widths, dim=1)
+    test = extract_features(readouts, evaluator.test_images, normalized=False).split(widths, dim=1)
+    p = evaluator.protocol
+    top1 = [100 * knn_accuracy(F.normalize(b, dim=1), evaluator.bank_labels, F.normalize(t, dim=1),
+                               evaluator.test_labels, p.k, p.t) for b, t in zip(bank, test)]
+    return top1[0], top1[1:]
+
+
+def stage_protocols(backbone: nn.Module, base: KNNProtocol) -> list[StageKNNProtocol]:
+    """The protocol of each stage's score, first to last."""
+    channels = [info["num_chs"] for info in backbone.feature_info]
+    return [StageKNNProtocol(**asdict(base), stage=i, stages=len(channels), channels=c) for i, c in enumerate(channels)]
 
 
 def knn_by_stage(backbone: nn.Module, evaluator: KNNEvaluator, model: str = "run") -> list[Score]:
-    """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`.
-
-    All stages come from one pass over the bank and test images; each stage's slice of the
-    features is L2-normalised on its own, as :class:`StageReadout` through the evaluator would be.
-    """
-    n, base = num_stages(backbone), evaluator.protocol
-    channels = [info["num_chs"] for info in backbone.feature_info]
-    bank = extract_features(_AllStages(backbone), evaluator.bank_images).split(channels, dim=1)
-    test = extract_features(_AllStages(backbone), evaluator.test_images).split(channels, dim=1)
-    return [Score("knn", model, 100 * knn_accuracy(F.normalize(b, dim=1), evaluator.bank_labels, F.normalize(t, dim=1),
-                                                   evaluator.test_labels, base.k, base.t),
-                  StageKNNProtocol(**asdict(base), stage=i, stages=n, channels=channels[i]))
-            for i, (b, t) in enumerate(zip(bank, test))]
+    """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`."""
+    num_stages(backbone)  # a clear error for a backbone without stages
+    _, top1 = knn_with_stages(backbone, evaluator)
+    return [Score("knn", model, t, p) for t, p in zip(top1, stage_protocols(backbone, evaluator.protocol))]
 
 
 def stage_rows(scores: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,7 +33,15 @@ def test_cli_train_json_contract_and_eval(tmp_path):
         assert key in result, key
     assert result["steps"] == 8 and result["images_per_second"] > 0
     assert result["knn_protocol"] == {"k": 20, "t": 0.1, "bank_size": 5000, "test_size": 1000}
+    # Every stage is scored from the same pass; the convnet's last stage pooled is its standard readout.
+    assert [p["channels"] for p in result["knn_stage_protocols"]] == [32, 64, 128, 256]
+    assert result["knn_stages"][-1] == result["knn_top1"]
+    assert result["knn_stages_random_init"][-1] == result["knn_top1_random_init"]
     run_dir = result["run_dir"]
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    stage_4 = metrics["knn_stage_4"]  # random init at step 0, then the checks (one every 10 s), then the end
+    assert (stage_4["step"][0], stage_4["step"][-1]) == (0, 8)
+    assert (stage_4["value"][0], stage_4["value"][-1]) == (result["knn_top1_random_init"], result["knn_top1"])
     assert {"config.json", "summary.json", "metrics.json", "checkpoint.safetensors", "checkpoint.json"} <= {
         p.name for p in Path(run_dir).iterdir()}
     again = cli("eval", "--run", run_dir, "--dataset", "shapes", "--knn", "--json")

@@ -10,7 +10,8 @@ import torch
 from sslcore.data import make_shapes
 from sslcore.eval import KNNEvaluator
 from sslcore.models import create_backbone
-from sslcore.stages import StageReadout, knn_by_stage, num_stages, stage_rows
+from sslcore.eval import extract_features, knn_accuracy
+from sslcore.stages import StageReadout, knn_by_stage, knn_with_stages, num_stages, stage_rows
 
 
 @pytest.mark.parametrize("name,side", [("convnet", (16, 16, 8, 4)), ("convnet_fullres", (32, 16, 8, 4))])
@@ -18,14 +19,15 @@ def test_convnet_intermediates_follow_feature_info_and_end_at_forward_features(n
     torch.manual_seed(0)
     net = create_backbone(name).eval()
     x = torch.randn(2, 3, 32, 32)
-    outs = net.forward_intermediates(x)
+    final, outs = net.forward_intermediates(x)
+    assert torch.equal(final, net.forward_features(x))
     assert [o.shape[1] for o in outs] == [f["num_chs"] for f in net.feature_info] == [32, 64, 128, 256]
     assert [o.shape[-1] for o in outs] == list(side) == [32 // f["reduction"] for f in net.feature_info]
     assert torch.equal(outs[-1], net.forward_features(x))
-    (second,) = net.forward_intermediates(x, indices=[1])
+    (second,) = net.forward_intermediates(x, indices=[1], intermediates_only=True)
     assert torch.equal(second, outs[1])
-    assert [o.shape[1] for o in net.forward_intermediates(x, indices=2)] == [128, 256]  # the last two, as timm
-    assert torch.equal(net.forward_intermediates(x, indices=[-1])[0], outs[-1])
+    assert [o.shape[1] for o in net.forward_intermediates(x, indices=2, intermediates_only=True)] == [128, 256]  # the last two, as timm
+    assert torch.equal(net.forward_intermediates(x, indices=[-1], intermediates_only=True)[0], outs[-1])
 
 
 def test_last_stage_readout_is_the_pooled_output_of_a_convnet():
@@ -62,6 +64,21 @@ def test_knn_by_stage_scores_every_stage_with_its_protocol():
                                              "(32 channels, averaged over space)")
     assert scores[0].to_dict()["protocol"] == {"k": 5, "t": 0.1, "bank_size": 80, "test_size": 40, "stage": 0,
                                                "stages": 4, "channels": 32}
+
+
+@pytest.mark.parametrize("name", ["convnet", "vit_tiny"])
+def test_one_pass_gives_the_standard_knn_and_each_stage_readouts(name):
+    data = make_shapes(120, seed=4)
+    evaluator = KNNEvaluator(data.images[:80], data.labels[:80], data.images[80:], data.labels[80:], k=5, t=0.1)
+    torch.manual_seed(0)
+    net = create_backbone(name)
+    standard, stages = knn_with_stages(net, evaluator)
+    assert standard == 100 * evaluator(net)
+    assert len(stages) == num_stages(net)
+    for i in (0, len(stages) - 1):  # each stage as its own readout through the evaluator's features
+        bank, test = (extract_features(StageReadout(net, i), x) for x in (evaluator.bank_images, evaluator.test_images))
+        assert stages[i] == pytest.approx(100 * knn_accuracy(bank, evaluator.bank_labels, test, evaluator.test_labels,
+                                                             5, 0.1))
 
 
 def test_cli_eval_stages_reports_the_run_and_its_random_init(tmp_path):

@@ -93,6 +93,9 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                                            help="held-out images classified by their neighbours"))
             knn_every = float(m3.number_input("Check every (s of training)", 1.0, 3600.0, base.knn_every_seconds,
                                               key=f"{key}_knn_every", help="evaluation pauses the training clock"))
+            knn_stages = m3.checkbox("Every stage too", base.knn_stages, key=f"{key}_knn_stages",
+                                     help="the same kNN on each stage of the backbone, from the same forward pass: "
+                                          "pretext tasks keep what they learn in earlier stages")
         submitted = st.form_submit_button("Start training", type="primary")
     if not submitted:
         return None
@@ -106,7 +109,8 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                          backbone=backbone, image_size=image_size, batch_size=batch_size, lr=lr, seed=seed,
                          steps=int(budget) if budget_kind == "steps" else None,
                          max_seconds=float(budget) if budget_kind == "seconds" else None, knn_k=knn_k, knn_t=knn_t,
-                         knn_bank=knn_bank, knn_test=knn_test, knn_every_seconds=knn_every, options=changed)
+                         knn_bank=knn_bank, knn_test=knn_test, knn_every_seconds=knn_every, knn_stages=knn_stages,
+                         options=changed)
     except ValueError as e:
         st.error(str(e))
         return None

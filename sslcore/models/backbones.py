@@ -48,23 +48,23 @@ class ConvNet(nn.Module):
         return self.features(x)  # (B, C, H/8, W/8)
 
     def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None,
-                              intermediates_only: bool = True) -> list[Tensor]:
+                              intermediates_only: bool = False) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
         """Stage outputs (B, C_i, H_i, W_i), as timm's ``forward_intermediates`` (its subset we use).
 
         ``indices``: stage indices into :attr:`feature_info` (negative from the end), or an int n
-        for the last n stages; None for all.
+        for the last n stages; None for all. Unless ``intermediates_only``, returns
+        ``(forward_features(x), intermediates)`` as timm does.
         """
-        if not intermediates_only:
-            raise NotImplementedError("ConvNet.forward_intermediates returns the intermediates only")
         n = len(self._stage_ends)
         wanted = range(n) if indices is None else range(n - indices, n) if isinstance(indices, int) else indices
-        ends = sorted({self._stage_ends[i % n] for i in wanted})  # feature layers whose outputs are returned
+        ends = {self._stage_ends[i % n] for i in wanted}  # feature layers whose outputs are returned
+        last = max(ends) if intermediates_only else len(self.features) - 1
         out = []
-        for i, layer in enumerate(self.features[:ends[-1] + 1]):
+        for i, layer in enumerate(self.features[:last + 1]):
             x = layer(x)
             if i in ends:
                 out.append(x)
-        return out
+        return out if intermediates_only else (x, out)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((2, 3))

@@ -38,6 +38,35 @@ def knn_figure(metrics: Metrics, protocol: dict[str, Any] | None, random_init: f
     return fig
 
 
+def stage_metric_names(metrics: Metrics) -> list[str]:
+    """``knn_stage_1`` ... ``knn_stage_n`` logged by the kNN monitor, first stage first."""
+    return sorted((k for k in metrics if k.startswith("knn_stage_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+
+
+def stage_knn_figure(metrics: Metrics, protocols: list[dict[str, Any]], random_init: list[float]) -> go.Figure:
+    """Each stage's online kNN minus the same stage at random init: 0 is the random-init network.
+
+    Pretext tasks read well here: their earlier stages climb while the last one specialises to the task.
+    """
+    fig = go.Figure()
+    for name in stage_metric_names(metrics):
+        i = int(name.rsplit("_", 1)[1]) - 1
+        steps, values = metrics[name]
+        p = protocols[i] if i < len(protocols) else {}
+        label = f"stage {i + 1}" + (f" ({p['channels']} ch)" if "channels" in p else "")
+        fig.add_scatter(x=steps, y=[v - random_init[i] for v in values], mode="lines+markers", name=label)
+    fig.add_hline(y=0, line_dash="dash", line_color="gray", annotation_text="random init",
+                  annotation_position="bottom right")
+    title = "kNN gain over random init, stage by stage (points)"
+    if protocols:
+        p = protocols[0]
+        title += f"<br><sup>weighted kNN k={p['k']}, T={p['t']}, bank {p['bank_size']}, test {p['test_size']}; " \
+                 "each stage averaged over space</sup>"
+    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=50, b=10), xaxis_title="step",
+                      yaxis_title="points", legend=dict(orientation="h"))
+    return fig
+
+
 def collapse_figure(metrics: Metrics) -> go.Figure:
     """Std of L2-normalised embeddings; 1/sqrt(d) for a healthy spread, 0 when collapsed."""
     fig = line_figure(metrics, ["collapse_std"], "collapse monitor: std of L2-normalised embeddings")
@@ -59,7 +88,10 @@ def run_figures(metrics: Metrics, summary: dict[str, Any]) -> dict[str, go.Figur
         "throughput": line_figure(metrics, ["images_per_second"], "throughput (source images / s)", "images/s"),
         "collapse": collapse_figure(metrics),
     }
-    extra = sorted(k for k in metrics if k not in CORE_METRICS)
+    stages = summary.get("knn_stages_random_init")
+    if stages and stage_metric_names(metrics):
+        figs["knn_stages"] = stage_knn_figure(metrics, summary.get("knn_stage_protocols", []), stages)
+    extra = sorted(k for k in metrics if k not in CORE_METRICS and not k.startswith("knn_stage_"))
     if extra:
         figs["method"] = line_figure(metrics, extra, "method diagnostics")
     return figs
