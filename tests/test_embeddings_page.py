@@ -50,9 +50,9 @@ def test_random_init_pca_then_umap_then_scores(at):
     at.radio(key="emb_src").set_value("random init").run()
     at.select_slider(key="emb_n").set_value(500).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert figure_title(at) == "PCA of 500 embeddings"
+    assert figure_title(at) == "PCA of 500 embeddings (standard output)"
     at.radio(key="emb_proj").set_value("UMAP").run()
-    run_until(at, lambda a: figure_title(a) == "UMAP of 500 embeddings")
+    run_until(at, lambda a: figure_title(a) == "UMAP of 500 embeddings (standard output)")
     assert not any("computing in the background" in c.value for c in at.caption)
     at.button(key="emb_go").click().run()
     run_until(at, lambda a: len(a.dataframe) > 0)
@@ -74,10 +74,10 @@ def pick_lab_checkpoint(app, name="dino_vit_tiny"):
 
 def test_lab_checkpoint_features(at):
     pick_lab_checkpoint(at)
-    assert figure_title(at) == "PCA of 1000 embeddings"
+    assert figure_title(at) == "PCA of 1000 embeddings (standard output)"
     assert any(c.value == "shipped dino_vit_tiny" for c in at.caption)
     pick_lab_checkpoint(at, "mae_vit_tiny")
-    assert figure_title(at) == "PCA of 1000 embeddings"
+    assert figure_title(at) == "PCA of 1000 embeddings (standard output)"
 
 
 @pytest.mark.long  # two ViTs embed 6,000 images each at 64 px: 2 minutes here
@@ -101,7 +101,7 @@ def test_run_scores_with_random_init_reference(at):
     store = RunStore()
     execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
     at.run()
-    assert figure_title(at) == "PCA of 1000 embeddings"
+    assert figure_title(at) == "PCA of 1000 embeddings (standard output)"
     at.button(key="emb_go").click().run()
     run_until(at, lambda a: len(a.dataframe) > 0, seconds=300)
     table = at.dataframe[0].value
@@ -123,6 +123,12 @@ def test_run_knn_stage_by_stage_beside_random_init(at):
     assert table["channels"].tolist() == [32, 64, 128, 256]
     assert (table["gain (points)"] - (table["run %"] - table["random init %"])).abs().max() < 0.11
     assert any("features: stage 2 of 4 (64 channels" in c.value for c in at.caption)
+    # The plot can show any stage's features.
+    readout = at.selectbox(key="emb_readout")
+    assert readout.options[0].startswith("standard output (256 features)") and len(readout.options) == 5
+    readout.set_value(1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert figure_title(at) == "PCA of 1000 embeddings (stage 2 of 4)"
 
 
 def test_background_jobs_run_in_order_on_a_daemon_thread():

@@ -28,7 +28,7 @@ from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, n
 from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
 from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_evaluator
-from sslcore.stages import stage_rows
+from sslcore.stages import StageReadout, has_stages, stage_rows
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project
 from ui.images import image_grid
@@ -156,6 +156,7 @@ class Points:
     classes: tuple[str, ...]
     features: Tensor  # (N, D) L2-normalised
     pca: Tensor  # (N, 2)
+    readout: str = "standard output"
 
 
 @st.cache_resource
@@ -163,9 +164,25 @@ def _points_cache() -> OrderedDict[str, Points]:
     return OrderedDict()
 
 
-def load_points(source: FeatureSource, data: DataChoice, n: int) -> Points | None:
-    """Features of ``n`` training images, extracted once with a progress bar, then served from cache."""
-    key = f"{source.key}|{data.name}|{data.data_dir}|{n}"
+def pick_readout(source: FeatureSource, key: str) -> int | None:
+    """Which features to plot: the backbone's standard output (None) or one stage's, averaged over space."""
+    backbone = source.load()
+    if not has_stages(backbone):
+        return None
+    info = backbone.feature_info
+    options = [None, *range(len(info))]
+    labels = {None: f"standard output ({backbone.num_features} features)",
+              **{i: f"stage {i + 1} of {len(info)} ({f['num_chs']} channels, averaged over space)"
+                 for i, f in enumerate(info)}}
+    return st.selectbox("Features", options, format_func=labels.get, key=f"{key}_readout",
+                        help="Pretext tasks keep what they learned in earlier stages; their last one specialises "
+                             "to the task (see 'kNN stage by stage').")
+
+
+def load_points(source: FeatureSource, data: DataChoice, n: int, stage: int | None = None) -> Points | None:
+    """Features of ``n`` training images (the standard output, or stage ``stage`` averaged over space),
+    extracted once with a progress bar, then served from cache."""
+    key = f"{source.key}|{data.name}|{data.data_dir}|{n}|{stage}"
     cache = _points_cache()
     if key in cache:
         cache.move_to_end(key)
@@ -179,10 +196,12 @@ def load_points(source: FeatureSource, data: DataChoice, n: int) -> Points | Non
         st.warning("These images have no labels (a flat folder): choose a folder with one sub-folder per class.")
         return None
     bar = st.progress(0.0, text=f"Extracting features of {len(images)} images with {source.label}...")
-    feats = extract_features(source.load(), images.images, batch_size=256,
+    backbone = source.load() if stage is None else StageReadout(source.load(), stage)
+    feats = extract_features(backbone, images.images, batch_size=256,
                              progress=lambda f: bar.progress(f, text=f"Extracting features... {f:.0%}"))
     bar.empty()
-    cache[key] = Points(key, images.images, images.labels, images.classes, feats, pca(feats))
+    readout = "standard output" if stage is None else f"stage {stage + 1} of {len(backbone.backbone.feature_info)}"
+    cache[key] = Points(key, images.images, images.labels, images.classes, feats, pca(feats), readout)
     while len(cache) > 6:
         cache.popitem(last=False)
     return cache[key]
@@ -339,7 +358,7 @@ def projection_panel(points: Points, method: str, key: str) -> None:
             st.caption(f":material/hourglass_top: {method} is computing in the background{first}; "
                        f"PCA meanwhile ({time.monotonic() - job.started:.0f} s).")
         chart = f"{key}_scatter"
-        fig = scatter_figure(xy, points.labels, points.classes, f"{title} of {len(xy)} embeddings")
+        fig = scatter_figure(xy, points.labels, points.classes, f"{title} of {len(xy)} embeddings ({points.readout})")
         event = st.plotly_chart(fig, key=chart, on_select="rerun", selection_mode="points")
         _hover(data={"chart": chart, **_sprite(points.key, points.images)}, key=f"{key}_hover")
         picked = _selected(event)

@@ -1,7 +1,7 @@
 import streamlit as st
 
 from sslcore.viz.projection import PROJECTIONS
-from ui.embeddings import load_points, pick_dataset, pick_source, projection_panel, scores_panel
+from ui.embeddings import load_points, pick_dataset, pick_readout, pick_source, projection_panel, scores_panel
 
 st.title("Embeddings")
 st.caption("What did the backbone learn? Frozen features of labelled images projected to 2-D and coloured by "
@@ -18,7 +18,8 @@ with c3:
                       help="PCA is instant; UMAP and t-SNE are computed in the background and appear when ready.")
 if source is None or data is None:
     st.stop()
-points = load_points(source, data, n)
+stage = pick_readout(source, "emb")
+points = load_points(source, data, n, stage)
 if points is None:
     st.stop()
 plot, scores = st.columns([3, 2])
@@ -26,6 +27,6 @@ with plot:
     projection_panel(points, method, "emb")
 with scores:
     st.subheader("Scores")
-    st.caption(f"{source.label} on {data.name}: weighted kNN and linear probes on frozen features, with 1%, 10% "
-               "and 100% of the labels (stratified, seeded).")
+    st.caption(f"{source.label} on {data.name}: weighted kNN and linear probes on frozen features (the standard "
+               "output, whichever features the plot shows), with 1%, 10% and 100% of the labels (stratified, seeded).")
     scores_panel(source, data, "emb")
