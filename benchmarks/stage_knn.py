@@ -4,7 +4,9 @@ Trains each method on ``shapes`` in the short-run test's protocol (4,000 trainin
 bank 2,000 and test 500, batch 128, seeded; tests/test_methods.py), then scores every stage's
 pooled output of the trained network and of the same network at random init with the same
 weighted kNN (``sslcore.stages``, read by the run's online monitor). The last column is the standard protocol's number (the last
-stage, as the online monitor reads it). Prints one markdown row per method.
+stage, as the online monitor reads it); patch tasks (relpos, jigsaw) add the standard kNN on images
+resized to the scale their patches trained at (``Method.train_magnification``). Prints one markdown
+row per method.
 
 Usage: python benchmarks/stage_knn.py [--methods relpos:800 jigsaw:400 ...] [--seed 0] [--out DIR]
 """
@@ -42,14 +44,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(args.out or Path(tmp))
         print("| method | backbone | steps | kNN gain per stage, first to last (points; trained %) | "
-              "standard kNN gain (last stage pooled as the backbone pools) |")
-        print("|---|---|---|---|---|")
+              "standard kNN gain (last stage pooled as the backbone pools) | at the training scale |")
+        print("|---|---|---|---|---|---|")
         for entry in args.methods:
             method, _, steps = entry.partition(":")
             trained, init, s = stage_gains(method, int(steps or 300), args.seed, store)
             cells = " / ".join(f"{t - i:+.1f} ({t:.1f})" for t, i in zip(trained, init))
+            scaled = s.get("knn_train_scale")
+            at_scale = "-" if scaled is None else (f"{scaled['top1'] - scaled['random_init']:+.1f} "
+                                                   f"({scaled['protocol']['input_size']} px)")
             print(f"| {method} | {s['backbone']} | {s['steps']} | {cells} | "
-                  f"{s['knn_top1'] - s['knn_top1_random_init']:+.1f} |", flush=True)
+                  f"{s['knn_top1'] - s['knn_top1_random_init']:+.1f} | {at_scale} |", flush=True)
         print(f"\nProtocol: weighted kNN k=20, T=0.1, bank 2000, test 500 (shapes, seed {args.seed}); each stage's "
               "output averaged over space (a ViT's stages are its blocks, patch tokens averaged); random init is "
               "the same network before training. Precision: bf16 autocast where the CPU has it.")

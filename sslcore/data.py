@@ -355,10 +355,15 @@ def load_online(name: str, root: str | Path, train: bool, image_size: int, downl
         images, labels, classes = torch.from_numpy(ds.data), torch.from_numpy(ds.labels).long(), tuple(ds.classes)
     else:
         raise DataError(f"no online dataset {name!r}; choose cifar10 or stl10")
-    if images.shape[-1] != image_size:
-        images = F.interpolate(images.float(), size=(image_size, image_size), mode="bilinear", antialias=True,
-                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
-    return ImageSet(images.contiguous(), labels, classes, name)
+    return ImageSet(resize_images(images, image_size).contiguous(), labels, classes, name)
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, 3, size, size) uint8, bilinear (antialiased when shrinking); as is when already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False).round().clamp(0, 255).to(torch.uint8)
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, ViewConfig, normalize, recipe
-from sslcore.data import stratified_split
+from sslcore.data import resize_images, stratified_split
 from sslcore.logistic import LogisticModel, fit_logistic
 from sslcore.methods.base import Method
 from sslcore.methods.supervised import Supervised, SupervisedConfig
@@ -40,6 +40,17 @@ class KNNProtocol:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScaledKNNProtocol(KNNProtocol):
+    """The weighted kNN protocol on images resized from ``image_size`` to ``input_size`` first."""
+
+    image_size: int = 0
+    input_size: int = 0
+
+    def describe(self) -> str:
+        return f"{super().describe()}, inputs resized {self.image_size} -> {self.input_size} px"
 
 
 @torch.no_grad()
@@ -101,6 +112,13 @@ class KNNEvaluator:
         self.bank_images, self.bank_labels = bank_images, bank_labels
         self.test_images, self.test_labels = test_images, test_labels
         self.protocol = KNNProtocol(k=k, t=t, bank_size=len(bank_images), test_size=len(test_images))
+
+    def resized(self, size: int) -> "KNNEvaluator":
+        """The same bank, test, k and T with every image resized to ``size``; the protocol says so."""
+        out = KNNEvaluator(resize_images(self.bank_images, size), self.bank_labels,
+                           resize_images(self.test_images, size), self.test_labels, self.protocol.k, self.protocol.t)
+        out.protocol = ScaledKNNProtocol(**asdict(self.protocol), image_size=self.bank_images.shape[-1], input_size=size)
+        return out
 
     def __call__(self, backbone: nn.Module) -> float:
         bank = extract_features(backbone, self.bank_images)

@@ -197,6 +197,18 @@ class KNNMonitor:
         return {"knn_top1": top1, **{f"knn_stage_{i + 1}": v for i, v in enumerate(self.last_stages)}}
 
 
+def train_scale_evaluator(method: Method, evaluator: KNNEvaluator) -> KNNEvaluator | None:
+    """``evaluator`` on images resized by the method's :attr:`~Method.train_magnification`, when that
+    differs from 1 by over 5% (patch tasks), else None."""
+    scale = method.train_magnification
+    return evaluator.resized(round(evaluator.bank_images.shape[-1] * scale)) if abs(scale - 1) > 0.05 else None
+
+
+def _scaled_knn(backbone: torch.nn.Module, evaluator: KNNEvaluator, stages: bool) -> dict[str, Any]:
+    top1, by_stage = knn_with_stages(backbone, evaluator) if stages else (100 * evaluator(backbone), [])
+    return {"top1": top1, "stages": by_stage}
+
+
 class PreviewMonitor:
     """Writes ``method.preview`` of fixed held-out images to ``preview.png`` every ``every_seconds``.
 
@@ -280,6 +292,13 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         store.log_metrics(run_id, 0, 0.0, {**monitor.logs(summary["knn_top1_random_init"]),
                                            "knn_top1_random_init": summary["knn_top1_random_init"]})
         log(f"random-init kNN top-1: {summary['knn_top1_random_init']:.1f}% ({evaluator.protocol.describe()})")
+        scaled = train_scale_evaluator(method, evaluator)
+        if scaled is not None:
+            init = _scaled_knn(method.backbone, scaled, stages)
+            summary["knn_train_scale"] = {"protocol": scaled.protocol.to_dict(), "describe": scaled.protocol.describe(),
+                                          "random_init": init["top1"], "stages_random_init": init["stages"]}
+            store.log_metrics(run_id, 0, 0.0, {"knn_top1_train_scale": init["top1"]})
+            log(f"random-init kNN top-1 at the training scale: {init['top1']:.1f}% ({scaled.protocol.describe()})")
     store.set_summary(run_id, summary)
     preview = None
     if type(method).preview is not Method.preview:
@@ -320,6 +339,12 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0),
                           monitor.logs(summary["knn_top1"]))
         log(f"final kNN top-1: {summary['knn_top1']:.1f}%")
+        if scaled is not None:
+            final = _scaled_knn(method.backbone, scaled, monitor.stages)
+            summary["knn_train_scale"].update(final)
+            store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0),
+                              {"knn_top1_train_scale": final["top1"]})
+            log(f"final kNN top-1 at the training scale: {final['top1']:.1f}%")
     summary["wall_seconds"] = round(time.monotonic() - wall, 2)
     save_checkpoint(run_dir / "checkpoint.safetensors", method.state_dict(),
                     {"config": asdict(cfg), "summary": summary, "format": "sslcore-method-v1"})

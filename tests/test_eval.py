@@ -64,6 +64,19 @@ def test_evaluator_protocol():
     assert ev(net) == pytest.approx(1.0)
 
 
+def test_resized_evaluator_keeps_labels_k_and_t_and_says_it_resized():
+    x = torch.full((4, 3, 8, 8), 200, dtype=torch.uint8)
+    x[:, :, :4] = 10  # top half dark
+    y = torch.tensor([0, 1, 0, 1])
+    ev = KNNEvaluator(x, y, x[:2], y[:2], k=3, t=0.5).resized(16)
+    assert ev.bank_images.shape == (4, 3, 16, 16) and ev.bank_images.dtype == torch.uint8
+    assert ev.test_images.shape == (2, 3, 16, 16) and torch.equal(ev.bank_labels, y)
+    assert ev.bank_images[0, 0, 0, 0] == 10 and ev.bank_images[0, 0, -1, -1] == 200  # the same picture, larger
+    assert ev.protocol.describe() == "weighted kNN, k=3, T=0.5, bank=4, test=2, inputs resized 8 -> 16 px"
+    assert ev.protocol.to_dict() == {"k": 3, "t": 0.5, "bank_size": 4, "test_size": 2, "image_size": 8,
+                                     "input_size": 16}
+
+
 def test_linear_probe_separates_linear_classes_and_fails_on_noise():
     from sslcore.eval import linear_probe_accuracy
 

@@ -364,17 +364,20 @@ def test_short_run_learns(tmp_path, name, options, overrides, steps, measured, m
 # +4.4 / +9.4 / +2.8 / -2.6, jigsaw 400 steps +2.8 / +8.4 / +6.4 / +1.4, colorization 400 steps
 # +5.2 at stage 2 and -0.6 at stage 4. Their last stage specialises to the task, so the standard kNN
 # stays near or below random init (reported in the README), while stage 2 holds what they learned.
-PRETEXT_STAGE_RUNS = [  # (method, steps, stage index, measured gain there, minimum)
-    pytest.param("relpos", 800, 1, 9.4, 4.0, id="relpos"),
-    pytest.param("jigsaw", 400, 1, 8.4, 4.0, id="jigsaw"),
-    pytest.param("colorization", 400, 1, 5.2, 2.0, id="colorization"),
+PRETEXT_STAGE_RUNS = [  # (method, steps, stage index, measured gain there, minimum, last-stage gain at training scale)
+    pytest.param("relpos", 800, 1, 9.4, 4.0, None, id="relpos"),
+    # Jigsaw's tiles show objects at twice their size in the image: read at 64 px (the training scale), its last
+    # stage gains +11.2 (seed 1: +13.4) on an Intel CPU, 3 December 2026, against +0.0 (+1.2) at 32 px.
+    pytest.param("jigsaw", 400, 1, 8.4, 4.0, 5.0, id="jigsaw"),
+    pytest.param("colorization", 400, 1, 5.2, 2.0, None, id="colorization"),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.long
-@pytest.mark.parametrize("name,steps,stage,measured,minimum", PRETEXT_STAGE_RUNS)
-def test_pretext_short_run_beats_random_init_at_an_earlier_stage(tmp_path, name, steps, stage, measured, minimum):
+@pytest.mark.parametrize("name,steps,stage,measured,minimum,scaled_minimum", PRETEXT_STAGE_RUNS)
+def test_pretext_short_run_beats_random_init_at_an_earlier_stage(tmp_path, name, steps, stage, measured, minimum,
+                                                                 scaled_minimum):
     cfg = shapes_run_config(name, steps)
     store = RunStore(tmp_path)
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
@@ -382,3 +385,6 @@ def test_pretext_short_run_beats_random_init_at_an_earlier_stage(tmp_path, name,
     # The standard readout is the last stage: the same number the run's summary reports.
     assert gains[-1] == pytest.approx(summary["knn_top1"] - summary["knn_top1_random_init"], abs=1e-6)
     assert gains[stage] > minimum, f"{name}: stage gains {[round(g, 1) for g in gains]} (measured {measured:+.1f})"
+    if scaled_minimum is not None:
+        scaled = summary["knn_train_scale"]
+        assert scaled["top1"] - scaled["random_init"] > scaled_minimum, (name, scaled)

@@ -195,6 +195,15 @@ def test_relpos_label_is_the_neighbours_offset():
     assert (dy[same_row].abs() < 0.1).all() and (dy[~same_row] * offsets[~same_row, 1] > 0.2).all()
 
 
+def test_patch_tasks_report_how_much_their_patches_magnify():
+    for name, cut in (("relpos", 0.24 * 32), ("jigsaw", 0.25 * 32)):
+        task = create_method(name, create_backbone("convnet"), 32)
+        fed = (relpos.make_task if name == "relpos" else jigsaw.make_task)(ramps(2), gen(), task.cfg).inputs.shape[-1]
+        assert task.train_magnification == pytest.approx(fed / cut)  # 16 px fed for 7.68 and 8 px cut
+    for name in ("rotation", "colorization", "inpainting"):
+        assert create_method(name, create_backbone("convnet"), 32).train_magnification == 1.0
+
+
 # ---------------------------------------------------------------------------------------------
 # colorization
 # ---------------------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ def test_cli_eval_stages_reports_the_run_and_its_random_init(tmp_path):
     assert [(s["model"], s["protocol"]["stage"]) for s in stages] == [("run", i) for i in range(4)] + \
         [("random init", i) for i in range(4)]
     assert all(0 <= s["top1"] <= 100 and "averaged over space" in s["describe"] for s in stages)
+    # relpos trains on 16 px patches cut 7.68 px wide from 32 px images: its kNN is also read at 67 px.
+    scaled = run["knn_train_scale"]
+    assert scaled["protocol"]["input_size"] == 67 and scaled["describe"].endswith("inputs resized 32 -> 67 px")
+    assert len(scaled["stages"]) == len(scaled["stages_random_init"]) == 4
+    assert scaled["stages"][-1] == scaled["top1"]
     # Without --knn the standard kNN of the run is still reported beside the stages.
     assert result["knn_top1"] == pytest.approx(stages[3]["top1"])
 

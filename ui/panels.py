@@ -32,6 +32,11 @@ def status_line(record: RunRecord, metrics: dict) -> str:
         base = s.get("knn_top1_random_init")
         parts.append(f"kNN {knn:.1f}%" + (f" (random init {base:.1f}%)" if base is not None else "")
                      + f" [{protocol_text(s)}]")
+    scaled = s.get("knn_train_scale", {})
+    if "top1" in scaled:
+        p = scaled["protocol"]
+        parts.append(f"at the training scale {scaled['top1']:.1f}% (random init {scaled['random_init']:.1f}%) "
+                     f"[inputs {p['image_size']} -> {p['input_size']} px]")
     return " · ".join(parts)
 
 

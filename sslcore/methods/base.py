@@ -54,6 +54,17 @@ class Method(nn.Module):
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1]."""
 
+    @property
+    def train_magnification(self) -> float:
+        """How many times larger image content looks in the backbone's training inputs than in the images.
+
+        1 for methods that feed whole views. Patch tasks magnify: a patch of a quarter of the side fed
+        at half the side shows objects twice as large, and a network sees objects best at the size it
+        trained on (FixRes, Touvron et al. 2019, arXiv:1906.06423); the runner then also reads kNN on
+        images resized by this factor.
+        """
+        return 1.0
+
     def view_pipelines(self) -> list[BatchViews]:
         """The view pipelines this method trains with, for the augmentation preview."""
         return []

@@ -153,5 +153,9 @@ class Jigsaw(Method):
         embedding = feats.reshape(len(feats), TILES, -1).mean(1).detach().float()
         return StepOutput(loss=loss, embedding=embedding, logs={"task_acc": accuracy(logits, task.targets)})
 
+    @property
+    def train_magnification(self) -> float:
+        return self.cfg.tile_size / (self.cfg.tile * self.cfg.image_size)  # the tile side as fed / as cut
+
     def view_pipelines(self) -> list[BatchViews]:
         return [views(self.cfg)]

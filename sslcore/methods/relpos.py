@@ -103,5 +103,9 @@ class RelPos(Method):
         embedding = feats[:, :self.backbone.num_features].detach().float()  # the centre patch
         return StepOutput(loss=loss, embedding=embedding, logs={"task_acc": accuracy(logits, task.targets)})
 
+    @property
+    def train_magnification(self) -> float:
+        return self.cfg.patch_size / (self.cfg.patch * self.cfg.image_size)  # the patch side as fed / as cut
+
     def view_pipelines(self) -> list[BatchViews]:
         return [views(self.cfg)]

@@ -11,7 +11,7 @@ Metrics = dict[str, tuple[list[int], list[float]]]
 
 # Metrics every run logs; anything else a method logs goes to its own diagnostics chart.
 CORE_METRICS = ("loss", "lr", "images_per_second", "collapse_std", "collapse_reference", "knn_top1",
-                "knn_top1_random_init")
+                "knn_top1_random_init", "knn_top1_train_scale")
 
 
 def line_figure(metrics: Metrics, names: list[str], title: str, yaxis: str = "", height: int = 260) -> go.Figure:
@@ -25,12 +25,20 @@ def line_figure(metrics: Metrics, names: list[str], title: str, yaxis: str = "",
     return fig
 
 
-def knn_figure(metrics: Metrics, protocol: dict[str, Any] | None, random_init: float | None) -> go.Figure:
-    """Online kNN top-1 with the random-init value of the same network as a dashed line."""
+def knn_figure(metrics: Metrics, protocol: dict[str, Any] | None, random_init: float | None,
+               train_scale: dict[str, Any] | None = None) -> go.Figure:
+    """Online kNN top-1 with the random-init value of the same network as a dashed line; for patch
+    tasks also the kNN at the training scale (start and end of the run, see ``knn_train_scale``)."""
     label = "kNN top-1 (%)"
     if protocol:
         label = f"weighted kNN top-1 (%), k={protocol['k']}, T={protocol['t']}, bank {protocol['bank_size']}, test {protocol['test_size']}"
     fig = line_figure(metrics, ["knn_top1"], label, "%")
+    if train_scale and "knn_top1_train_scale" in metrics:
+        p = train_scale["protocol"]
+        steps, values = metrics["knn_top1_train_scale"]
+        fig.add_scatter(x=steps, y=values, name=f"inputs {p['image_size']} -> {p['input_size']} px (training scale)")
+        fig.data[0].name = f"inputs {p['image_size']} px"
+        fig.update_layout(showlegend=True)
     fig.update_traces(mode="lines+markers")
     if random_init is not None:
         fig.add_hline(y=random_init, line_dash="dash", line_color="gray",
@@ -83,7 +91,8 @@ def run_figures(metrics: Metrics, summary: dict[str, Any]) -> dict[str, go.Figur
     """The live view's charts, keyed by a short title."""
     figs = {
         "loss": line_figure(metrics, ["loss"], "training loss (mean over the batch's views)"),
-        "knn": knn_figure(metrics, summary.get("knn_protocol"), summary.get("knn_top1_random_init")),
+        "knn": knn_figure(metrics, summary.get("knn_protocol"), summary.get("knn_top1_random_init"),
+                          summary.get("knn_train_scale")),
         "lr": line_figure(metrics, ["lr"], "learning rate (warm-up + cosine)"),
         "throughput": line_figure(metrics, ["images_per_second"], "throughput (source images / s)", "images/s"),
         "collapse": collapse_figure(metrics),
