@@ -60,6 +60,8 @@ def test_train_page_runs_dino_and_mae(server, page, tmp_path, method, diagnostic
     assert "finished · step 8 " in status.inner_text(), page.locator("[data-testid=stAlert]").all_inner_texts()
     page.get_by_text(diagnostics).first.wait_for(timeout=30_000)
     page.locator(".js-plotly-plot").nth(4).wait_for(timeout=30_000)
+    # Every block of the ViT scored against its random init, in its own chart.
+    page.get_by_text("kNN gain over random init, stage by stage").first.wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / f"train_{method}.png"), full_page=True)
     run_id = page.url.split("run=")[1]
     run_dir = tmp_path / "home" / "runs" / run_id

@@ -21,7 +21,8 @@ def line_figure(metrics: Metrics, names: list[str], title: str, yaxis: str = "",
             steps, values = metrics[name]
             fig.add_scatter(x=steps, y=values, mode="lines", name=name)
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step",
-                      yaxis_title=yaxis, showlegend=len(names) > 1, legend=dict(orientation="h"))
+                      yaxis_title=yaxis, showlegend=len(names) > 1,
+                      legend=dict(orientation="h", yanchor="top", y=-0.3))  # below the step axis's title
     return fig
 
 
@@ -70,8 +71,9 @@ def stage_knn_figure(metrics: Metrics, protocols: list[dict[str, Any]], random_i
         p = protocols[0]
         title += f"<br><sup>weighted kNN k={p['k']}, T={p['t']}, bank {p['bank_size']}, test {p['test_size']}; " \
                  "each stage averaged over space</sup>"
-    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=50, b=10), xaxis_title="step",
-                      yaxis_title="points", legend=dict(orientation="h"))
+    # The legend sits to the right: below the plot six or more stages would cover the step axis.
+    fig.update_layout(title=title, height=280, margin=dict(l=10, r=10, t=60, b=10), xaxis_title="step",
+                      yaxis_title="points", showlegend=True, legend=dict(orientation="v", x=1.02, y=1))
     return fig
 
 
