@@ -34,8 +34,8 @@ testdata:
 test: $(STAMP) testdata
 	$(PY) -m pytest
 
-# Minutes-long tests that CI leaves out to stay under 20 minutes: the DINO, BYOL, rotation and inpainting
-# short runs, relpos, jigsaw and colorization read stage by stage, and the Embeddings page scoring a lab
+# Minutes-long tests that CI leaves out to stay under 20 minutes: the DINO, BYOL, rotation, inpainting and
+# MAE short runs, relpos, jigsaw and colorization read stage by stage, and the Embeddings page scoring a lab
 # checkpoint beside its random init.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
