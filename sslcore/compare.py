@@ -54,7 +54,8 @@ def scores(summary: dict[str, Any]) -> dict[str, Measured]:
     of its prefixes (``a_b_c_protocol``, ``a_b_protocol``, ``a_protocol``: so ``knn_top1`` and
     ``knn_top1_random_init`` both take ``knn_protocol``); a dict holding a number under ``top1``,
     ``accuracy``, ``value`` or ``score`` (and optionally ``protocol``), also nested, e.g.
-    ``{"linear_probe": {"1%": {"top1": 41.0, "protocol": {...}}}}`` gives ``linear_probe.1%``.
+    ``{"linear_probe": {"1%": {"top1": 41.0, "protocol": {...}}}}`` gives ``linear_probe.1%``; a
+    ``random_init`` number beside ``top1`` gives ``<name>.random_init`` with the same protocol.
     Numbers without a protocol (loss, steps, throughput) are not scores.
     """
     out: dict[str, Measured] = {}
@@ -72,8 +73,10 @@ def scores(summary: dict[str, Any]) -> dict[str, Measured]:
                 hit = next((k for k in _SCORE_KEYS if _is_number(value.get(k))), None)
                 if hit is not None:
                     protocol = value.get("protocol")
-                    out[name] = Measured(float(value[hit]), protocol if isinstance(protocol, dict) else None,
-                                         f"{name}.protocol")
+                    protocol = protocol if isinstance(protocol, dict) else None
+                    out[name] = Measured(float(value[hit]), protocol, f"{name}.protocol")
+                    if _is_number(value.get("random_init")):  # its reference, measured the same way
+                        out[f"{name}.random_init"] = Measured(float(value["random_init"]), protocol, f"{name}.protocol")
                 else:
                     walk(value, f"{name}.", depth + 1)
 

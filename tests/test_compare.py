@@ -41,6 +41,10 @@ def test_scores_carry_their_protocols():
     assert s["linear_probe_top1"] == (70.0, probe, "linear_probe_protocol")
     assert s["linear.1%"] == (40.0, {"fraction": 0.01}, "linear.1%.protocol")
     assert s["linear.100%"].value == 72.0 and s["linear.100%"].protocol is None
+    scaled = {"top1": 29.2, "random_init": 18.0, "stages": [20.2, 29.2], "protocol": {**KNN, "input_size": 64}}
+    s = scores({**summary, "knn_train_scale": scaled})
+    assert s["knn_train_scale"] == (29.2, scaled["protocol"], "knn_train_scale.protocol")
+    assert s["knn_train_scale.random_init"] == (18.0, scaled["protocol"], "knn_train_scale.protocol")
 
 
 def test_equal_runs_have_no_flags():
