@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -204,10 +205,6 @@ def train_scale_evaluator(method: Method, evaluator: KNNEvaluator) -> KNNEvaluat
     return evaluator.resized(round(evaluator.bank_images.shape[-1] * scale)) if abs(scale - 1) > 0.05 else None
 
 
-def _scaled_knn(backbone: torch.nn.Module, evaluator: KNNEvaluator, stages: bool) -> dict[str, Any]:
-    top1, by_stage = knn_with_stages(backbone, evaluator) if stages else (100 * evaluator(backbone), [])
-    return {"top1": top1, "stages": by_stage}
-
 
 class PreviewMonitor:
     """Writes ``method.preview`` of fixed held-out images to ``preview.png`` every ``every_seconds``.
@@ -289,16 +286,19 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         if stages:
             summary["knn_stages_random_init"] = monitor.last_stages
             summary["knn_stage_protocols"] = [p.to_dict() for p in stage_protocols(method.backbone, evaluator.protocol)]
-        store.log_metrics(run_id, 0, 0.0, {**monitor.logs(summary["knn_top1_random_init"]),
-                                           "knn_top1_random_init": summary["knn_top1_random_init"]})
+        first = {**monitor.logs(summary["knn_top1_random_init"]), "knn_top1_random_init": summary["knn_top1_random_init"]}
         log(f"random-init kNN top-1: {summary['knn_top1_random_init']:.1f}% ({evaluator.protocol.describe()})")
-        scaled = train_scale_evaluator(method, evaluator)
+        # Read at the start and the end only: the resized images cost several times a standard check.
+        scaled_evaluator = train_scale_evaluator(method, evaluator)
+        scaled = None if scaled_evaluator is None else KNNMonitor(scaled_evaluator, math.inf, stages)
         if scaled is not None:
-            init = _scaled_knn(method.backbone, scaled, stages)
-            summary["knn_train_scale"] = {"protocol": scaled.protocol.to_dict(), "describe": scaled.protocol.describe(),
-                                          "random_init": init["top1"], "stages_random_init": init["stages"]}
-            store.log_metrics(run_id, 0, 0.0, {"knn_top1_train_scale": init["top1"]})
-            log(f"random-init kNN top-1 at the training scale: {init['top1']:.1f}% ({scaled.protocol.describe()})")
+            init = scaled.measure(method)
+            summary["knn_train_scale"] = {"protocol": scaled_evaluator.protocol.to_dict(),
+                                          "describe": scaled_evaluator.protocol.describe(),
+                                          "random_init": init, "stages_random_init": scaled.last_stages}
+            first["knn_top1_train_scale"] = init
+            log(f"random-init kNN top-1 at the training scale: {init:.1f}% ({scaled_evaluator.protocol.describe()})")
+        store.log_metrics(run_id, 0, 0.0, first)
     store.set_summary(run_id, summary)
     preview = None
     if type(method).preview is not Method.preview:
@@ -336,15 +336,14 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         summary["knn_top1"] = monitor.measure(method)
         if monitor.stages:
             summary["knn_stages"] = monitor.last_stages
-        store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0),
-                          monitor.logs(summary["knn_top1"]))
+        last = monitor.logs(summary["knn_top1"])
         log(f"final kNN top-1: {summary['knn_top1']:.1f}%")
         if scaled is not None:
-            final = _scaled_knn(method.backbone, scaled, monitor.stages)
-            summary["knn_train_scale"].update(final)
-            store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0),
-                              {"knn_top1_train_scale": final["top1"]})
-            log(f"final kNN top-1 at the training scale: {final['top1']:.1f}%")
+            top1 = scaled.measure(method)
+            summary["knn_train_scale"].update(top1=top1, stages=scaled.last_stages)
+            last["knn_top1_train_scale"] = top1
+            log(f"final kNN top-1 at the training scale: {top1:.1f}%")
+        store.log_metrics(run_id, summary.get("steps", 0), summary.get("seconds", 0.0), last)
     summary["wall_seconds"] = round(time.monotonic() - wall, 2)
     save_checkpoint(run_dir / "checkpoint.safetensors", method.state_dict(),
                     {"config": asdict(cfg), "summary": summary, "format": "sslcore-method-v1"})

@@ -82,6 +82,7 @@ def knn_with_stages(backbone: nn.Module, evaluator: KNNEvaluator) -> tuple[float
     """The standard kNN top-1 (%) of ``evaluator`` and every stage's, first to last, from one pass
     over the bank and test images. Each readout's slice is L2-normalised on its own, so the first
     number is exactly ``100 * evaluator(backbone)`` and each stage's that of :class:`StageReadout`."""
+    num_stages(backbone)  # a clear error for a backbone without stages
     widths = [backbone.num_features] + [info["num_chs"] for info in backbone.feature_info]
     readouts = _Readouts(backbone)
     bank = extract_features(readouts, evaluator.bank_images, normalized=False).split(widths, dim=1)
@@ -100,7 +101,6 @@ def stage_protocols(backbone: nn.Module, base: KNNProtocol) -> list[StageKNNProt
 
 def knn_by_stage(backbone: nn.Module, evaluator: KNNEvaluator, model: str = "run") -> list[Score]:
     """One kNN score per stage of ``backbone``, first to last, each with its :class:`StageKNNProtocol`."""
-    num_stages(backbone)  # a clear error for a backbone without stages
     _, top1 = knn_with_stages(backbone, evaluator)
     return [Score("knn", model, t, p) for t, p in zip(top1, stage_protocols(backbone, evaluator.protocol))]
 
