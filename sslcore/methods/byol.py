@@ -71,7 +71,7 @@ class BYOL(Method):
     gentler crops did: crop scale (0.2, 1) +6.5 at 1641 steps, (0.4, 1) +8.4 at 1559, (0.6, 1) +8.1
     at 1676. On a second, slower bf16 CPU (Intel Xeon, about 770 steps in 300 s), seed 0: (0.08, 1)
     +2.5, (0.4, 1) +7.1. Hence the default (0.4, 1); two crops sharing more of the image give the
-    predictor an easier early target while the EMA network is still close to random (README sweep).
+    predictor an easier early target while the EMA network is still close to random (sweeps in benchmarks/HISTORY.md).
     """
 
     name = "byol"

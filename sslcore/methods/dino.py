@@ -121,13 +121,13 @@ class DINO(Method):
 
     Short CIFAR-10 runs, 300 s on a 2-core fp32 CPU (kNN gain over random init, steps): the
     default (4 local crops of 12 px) +1.3 at 461; no local crops +6.5 at 500, about what the
-    default reached in twice the steps on the README's bf16 CPU (+6.8 at 990); no local crops at
+    default reached in twice the steps on the November bf16 CPU (+6.8 at 990); no local crops at
     momentum 0.996 +4.8 at 468; 4 local crops at momentum 0.95 +1.3 at 455; no local crops with
     Sinkhorn-Knopp centring +6.6 at 448 (ahead of mean centring at each of the first four checks).
     On a bf16 CPU, no local crops with Sinkhorn-Knopp at batch 64: +8.0 at 2327 steps (+7.3 with
     the paper's AdamW weight decay 0.04 instead of 1e-4); with K = 256 +8.8; with gentler global
-    crops, scale (0.6, 1) instead of (0.4, 1), +10.0 at 3048 steps (seed 1: +8.2 at 2094; README
-    sweep). On a slower bf16 CPU (Intel Xeon), batch 128, seed 0: 4 local crops +1.0 at 375 steps,
+    crops, scale (0.6, 1) instead of (0.4, 1), +10.0 at 3048 steps (seed 1: +8.2 at 2094; sweeps in
+    benchmarks/HISTORY.md). On a slower bf16 CPU (Intel Xeon), batch 128, seed 0: 4 local crops +1.0 at 375 steps,
     none +7.3 at 857; none with Sinkhorn-Knopp and global scale (0.6, 1) +7.2 at 848. Local crops
     are the lever, hence none by default at CPU sizes (on ``shapes``, 900 steps of batch 64: +7.8
     without, +5.4 with 4, both with a bf16 head; +12.2 without and a float32 head); the shipped
