@@ -205,7 +205,6 @@ def train_scale_evaluator(method: Method, evaluator: KNNEvaluator) -> KNNEvaluat
     return evaluator.resized(round(evaluator.bank_images.shape[-1] * scale)) if abs(scale - 1) > 0.05 else None
 
 
-
 class PreviewMonitor:
     """Writes ``method.preview`` of fixed held-out images to ``preview.png`` every ``every_seconds``.
 
