@@ -33,7 +33,7 @@ def features(n: int, run: str | None) -> torch.Tensor:
     from sslcore.data import make_shapes
     from sslcore.eval import extract_features
     from sslcore.models import create_backbone
-    from sslcore.runner import load_run
+    from sslcore.runs.saved import load_run
 
     if run:
         method, cfg = load_run(run)

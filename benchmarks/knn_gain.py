@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sslcore.compare import VIT_ONLY_METHODS
+from sslcore.runs.config import VIT_ONLY_METHODS
 from sslcore.methods import METHODS
 from sslcore.runs import RunStore
 

@@ -29,7 +29,7 @@ CIFAR = Path(__file__).parents[1] / ".cache" / "data" / "cifar10"
 def load_features(run: Path | None, test: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     from sslcore.data import load_folder
     from sslcore.models import create_backbone
-    from sslcore.runner import load_run
+    from sslcore.runs.saved import load_run
 
     torch.manual_seed(0)
     backbone = load_run(run)[0].backbone if run else create_backbone("convnet")

@@ -1,7 +1,7 @@
 """kNN and linear probes with 1%/10%/100% of CIFAR-10's labels for runs of equal CPU budget.
 
 Evaluates the CIFAR-10 runs that ``benchmarks/knn_gain.py`` left in its store (one per method,
-same data, budget and seed) through ``sslcore.runner.evaluate_run``, the CLI's ``eval``. The
+same data, budget and seed) through ``sslcore.runs.evaluate.evaluate_run``, the CLI's ``eval``. The
 random-init and supervised references are measured once per backbone (on the first run that has
 it): the supervised model trains the same backbone with the same views for the run's number of
 steps on the same labelled subset. Fractions are of the whole training set (bank = 50,000).
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sslcore.runner import evaluate_run
+from sslcore.runs.evaluate import evaluate_run
 from sslcore.runs import RunStore
 
 CIFAR = Path(__file__).parents[1] / ".cache" / "data" / "cifar10"

@@ -18,8 +18,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from sslcore.compare import VIT_ONLY_METHODS
-from sslcore.runner import RunConfig, execute
+from sslcore.runs.config import VIT_ONLY_METHODS
+from sslcore.runs import RunConfig
+from sslcore.runs.execute import execute
 from sslcore.runs import RunStore
 
 DEFAULT = ["simclr:300", "moco:300", "rotation:300", "relpos:800", "jigsaw:400", "colorization:400",

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
-from sslcore.models.load import LoadedModel, default_model, from_run, load_shipped, random_init
+from sslcore.models.load import LoadedModel, default_model, load_shipped, random_init
+from sslcore.runs.saved import from_run
 from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_mean_attention, mae_masks,
                                  reconstruction_psnr)
 

@@ -21,16 +21,15 @@ from torch import Tensor
 from sslcore.data import load_folder, load_split, stratified_split
 from sslcore.eval import extract_features
 from sslcore.methods import METHODS
-from sslcore.models import BACKBONES
-from sslcore.runner import RunConfig, launch, load_run
-from sslcore.runs import ACTIVE, RunRecord, RunStore
+from sslcore.runs import ACTIVE, RunConfig, RunRecord, RunStore
+from sslcore.runs.config import DEFAULT_VIT, backbones_for
+from sslcore.runs.dispatcher import ensure_dispatcher
+from sslcore.runs.saved import load_run
+from sslcore.runs.scheduler import OPERATOR, Actor, submit
 from sslcore.viz.projection import pca
 
 Metrics = dict[str, tuple[list[int], list[float]]]
 
-# Methods whose architecture needs patch tokens (MAE masks and drops them): a race gives them a ViT.
-VIT_ONLY_METHODS = frozenset({"mae"})
-RACE_VIT_BACKBONE = "vit_tiny"
 RACE_PREFIX = "race-"
 
 # Properties that make scores incomparable outright (any other difference makes a comparison unequal).
@@ -289,17 +288,13 @@ def embed_runs(store: RunStore, run_ids: Sequence[str], dataset: str, data_dir: 
 # --------------------------------------------------------------------------- races
 
 
-def backbones_for(method: str) -> list[str]:
-    """The backbones ``method`` can train, sorted: the ViTs alone for :data:`VIT_ONLY_METHODS`."""
-    return sorted(b for b in BACKBONES if method not in VIT_ONLY_METHODS or b.startswith("vit"))
-
-
 def race_configs(methods: Sequence[str], base: RunConfig) -> list[RunConfig]:
     """One config per method on ``base``'s data, backbone, budget and seed (``base.options`` are
     dropped: every method has its own option fields, so each races with its defaults).
 
-    A method in :data:`VIT_ONLY_METHODS` gets :data:`RACE_VIT_BACKBONE` when ``base`` has no ViT;
-    the comparison table then flags the backbone as a difference.
+    A method that needs a ViT (:data:`~sslcore.runs.config.VIT_ONLY_METHODS`) gets
+    :data:`~sslcore.runs.config.DEFAULT_VIT` when ``base`` has none; the comparison table then flags
+    the backbone as a difference.
     """
     if not methods:
         raise ValueError("a race needs at least one method")
@@ -312,25 +307,21 @@ def race_configs(methods: Sequence[str], base: RunConfig) -> list[RunConfig]:
     for m in methods:
         backbone = base.backbone
         if backbone not in backbones_for(m):
-            backbone = RACE_VIT_BACKBONE
+            backbone = DEFAULT_VIT
         out.append(replace(base, method=m, backbone=backbone, options={}))
     return out
 
 
-def launch_race(configs: Sequence[RunConfig], store: RunStore,
-                parallel: bool | None = None) -> tuple[str, list[str]]:
-    """Start a race: one group id for all its runs; returns (group id, run ids).
+def launch_race(configs: Sequence[RunConfig], store: RunStore, actor: Actor = OPERATOR,
+                max_queued: int | None = None) -> tuple[str, list[str]]:
+    """Queue a race: one group id for all its runs; returns (group id, run ids).
 
-    On CPU the runs share one worker and go one after another, so each gets the whole machine
-    and their time budgets mean the same. On a GPU (``parallel``, default: CUDA available) each
-    run gets its own worker and they train together.
+    The queue's slots decide how they train: one after another on a CPU with one slot (each with
+    the whole machine, so their time budgets mean the same), side by side where there are more.
     """
-    parallel = torch.cuda.is_available() if parallel is None else parallel
     group_id = f"{RACE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    if parallel:
-        run_ids = [launch([c], store, group_id=group_id)[0] for c in configs]
-    else:
-        run_ids = launch(configs, store, group_id=group_id)
+    run_ids = submit(store, configs, actor, group_id=group_id, max_queued=max_queued)
+    ensure_dispatcher(store)
     return group_id, run_ids
 
 

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from sslcore.paths import cache_dir
-from sslcore.runs import atomic_write
+from sslcore.paths import atomic_write, cache_dir
 
 DATASETS = ("shapes", "digits", "folder", "cifar10", "stl10")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}

@@ -20,8 +20,8 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from sslcore.checkpoint import CheckpointError, load_checkpoint
 from sslcore.models.load import MAX_SHIPPED_BYTES, SHIPPED_FORMAT, export_part
-from sslcore.runner import RunConfig
-from sslcore.runs import atomic_write
+from sslcore.paths import atomic_write
+from sslcore.runs import RunConfig
 
 # RunConfig field -> `sslcore train` flag; fields the CLI cannot set must keep their defaults.
 _FLAGS = {"method": "--method", "dataset": "--dataset", "data_dir": "--data-dir", "eval_dir": "--eval-dir",
@@ -29,7 +29,7 @@ _FLAGS = {"method": "--method", "dataset": "--dataset", "data_dir": "--data-dir"
           "max_seconds": "--max-seconds", "seed": "--seed", "train_size": "--train-size", "optimizer": "--optimizer",
           "lr": "--lr", "weight_decay": "--weight-decay", "precision": "--precision", "device": "--device",
           "knn_k": "--knn-k", "knn_t": "--knn-t", "knn_bank": "--knn-bank", "knn_test": "--knn-test",
-          "knn_every_seconds": "--knn-every"}
+          "knn_every_seconds": "--knn-every", "checkpoint_every_seconds": "--checkpoint-every"}
 
 
 def train_command(cfg: RunConfig) -> str:
@@ -45,6 +45,8 @@ def train_command(cfg: RunConfig) -> str:
         value = getattr(cfg, f.name)
         if f.name == "options":
             args += [a for k, v in sorted(value.items()) for a in ("--option", f"{k}={json.dumps(v)}")]
+        elif f.name == "knn_stages":
+            args += [] if value else ["--no-knn-stages"]
         elif f.name in _FLAGS:
             # The budget and the model are always spelled out; other flags only where they differ.
             shown = f.name in ("method", "dataset", "backbone", "image_size", "steps", "max_seconds")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -79,7 +79,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss stayed NaN or infinite; training stopped before the weights were damaged."""
+    """The loss stayed NaN or infinite; training stopped. ``state`` is where the loop stood."""
+
+    def __init__(self, message: str, state: "TrainState") -> None:
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass
@@ -97,6 +101,19 @@ class TrainState:
     embedding_dim: int = 0  # d of the embeddings the collapse monitor watches
     logs: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where training stands, enough to continue it bit for bit in the loop's own terms.
+
+    The method's weights and buffers travel beside it (``method.state_dict()``); this holds what
+    only the loop knows.
+    """
+
+    state: TrainState
+    optimizer: dict[str, Any]  # ``optimizer.state_dict()``
+    generator: Tensor  # the batch and augmentation generator's state, (n,) uint8
 
 
 class Callback(Protocol):
@@ -123,11 +140,19 @@ def batches(images: Tensor, batch_size: int, generator: torch.Generator) -> Iter
 def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimConfig = OptimConfig(),
         steps: int | None = None, max_seconds: float | None = None, seed: int = 0,
         precision: str = "auto", callbacks: Sequence[Callback] = (),
-        should_stop: Callable[[TrainState], bool] = lambda state: False, max_bad_steps: int = 3) -> TrainState:
+        should_stop: Callable[[TrainState], bool] = lambda state: False, max_bad_steps: int = 3,
+        resume: Snapshot | None = None, snapshot_every: float = math.inf,
+        on_snapshot: Callable[[Snapshot, Method], None] | None = None) -> TrainState:
     """Train ``method`` on uint8 ``images`` (N, 3, H, W) until the step or time budget is spent.
 
     The loop knows nothing about the method beyond :class:`Method`. A non-finite loss skips the
     update; ``max_bad_steps`` in a row raise :class:`NonFiniteLossError`.
+
+    ``on_snapshot`` receives a :class:`Snapshot` every ``snapshot_every`` wall-clock seconds and
+    when the loop ends (budget spent or stopped; not when an exception ends it). ``resume``
+    continues from one, with the method's weights already loaded: counters, clock, learning-rate
+    schedule, optimiser moments and random stream go on where they were; the data order starts a
+    fresh shuffle.
     """
     if steps is None and max_seconds is None:
         raise ValueError("give a budget: steps, max_seconds or both")
@@ -136,7 +161,21 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = make_optimizer(method, optim)
     state, bad_in_a_row, window = TrainState(), 0, []
+    if resume is not None:
+        state = replace(resume.state, logs={})
+        optimizer.load_state_dict(resume.optimizer)
+        generator.set_state(resume.generator)
+        method.restore_progress(state.progress)
+
+    def snapshot() -> None:
+        if on_snapshot is not None:
+            on_snapshot(Snapshot(state, optimizer.state_dict(), generator.get_state()), method)
+
     method.train()
+    last_snapshot = time.monotonic()
+    if state.progress >= 1.0:  # resumed at its budget: nothing left to train
+        method.eval()
+        return state
     for x in batches(images, batch_size, generator):
         tic = time.perf_counter()
         state.lr = cosine_schedule(state.progress, optim.lr, optim.lr * optim.final_lr_ratio, optim.warmup)
@@ -156,7 +195,7 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
             if bad_in_a_row >= max_bad_steps:
                 raise NonFiniteLossError(
                     f"loss was {loss.item()} for {bad_in_a_row} steps in a row at step {state.step}; "
-                    "the last good weights are kept. Lower the learning rate or use fp32 precision.")
+                    "the last good weights are kept. Lower the learning rate or use fp32 precision.", state)
         method.on_step_end(state.progress)
         state.step += 1
         state.images_seen += len(x)
@@ -176,5 +215,9 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
             cb.on_step(state, method)
         if state.progress >= 1.0 or should_stop(state):
             break
+        if time.monotonic() - last_snapshot >= snapshot_every:
+            snapshot()
+            last_snapshot = time.monotonic()
+    snapshot()
     method.eval()
     return state

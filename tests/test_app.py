@@ -95,7 +95,8 @@ def test_train_form_offers_dino_centrings_as_choices(at):
 def test_runs_page_shows_the_mae_preview(at):
     from dataclasses import asdict
 
-    from sslcore.runner import RunConfig, execute
+    from sslcore.runs import RunConfig
+    from sslcore.runs.execute import execute
     from ui.state import run_store
 
     cfg = RunConfig(method="mae", backbone="vit_tiny", steps=3, max_seconds=None, batch_size=16, train_size=64,

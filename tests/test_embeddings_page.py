@@ -94,7 +94,8 @@ def test_lab_checkpoint_scores_beside_its_random_init(at):
 
 @pytest.mark.slow  # trains a tiny run, then scores it with its random-init reference
 def test_run_scores_with_random_init_reference(at):
-    from sslcore.runner import RunConfig, execute
+    from sslcore.runs import RunConfig
+    from sslcore.runs.execute import execute
     from sslcore.runs import RunStore
 
     cfg = RunConfig(steps=3, batch_size=32, train_size=256, knn_every_seconds=1000)
@@ -109,7 +110,8 @@ def test_run_scores_with_random_init_reference(at):
 
 
 def test_run_knn_stage_by_stage_beside_random_init(at):
-    from sslcore.runner import RunConfig, execute
+    from sslcore.runs import RunConfig
+    from sslcore.runs.execute import execute
     from sslcore.runs import RunStore
 
     cfg = RunConfig(method="relpos", steps=3, batch_size=32, train_size=256, knn_every_seconds=1000)

@@ -1,6 +1,7 @@
 """End-to-end engine contract: the CLI, the run store and the worker, on the embedded data."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -10,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from sslcore.methods.simclr import SimCLR
-from sslcore.runner import RunConfig, execute, launch, load_run
-from sslcore.runs import RunStore
+from sslcore.runs import RunConfig, RunStore
+from sslcore.runs.dispatcher import ensure_dispatcher
+from sslcore.runs.execute import execute
+from sslcore.runs.saved import load_run
+from sslcore.runs.scheduler import SlotPolicy, submit
 
 
 def test_engine_imports_without_streamlit():
-    code = "import sys, sslcore.runner, sslcore.cli, sslcore.methods; print('streamlit' in sys.modules)"
+    code = "import sys, sslcore.runs.execute, sslcore.runs.scheduler, sslcore.cli, sslcore.methods; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -76,16 +80,18 @@ def test_short_simclr_run_learns(tmp_path):
     assert loaded_cfg == cfg and not method.training
 
 
-def test_worker_runs_detached_and_stops_on_request(tmp_path):
+def test_submitted_runs_train_detached_and_stop_on_request(tmp_path):
     store = RunStore(tmp_path)
     fast = RunConfig(dataset="shapes", steps=3, batch_size=16, train_size=256, knn_bank=100, knn_test=50)
     slow = RunConfig(dataset="shapes", max_seconds=120, batch_size=16, train_size=256, knn_bank=100, knn_test=50)
-    first, second = launch([fast, slow], store, group_id="race")
+    first, second = submit(store, [fast, slow], group_id="race")
+    assert ensure_dispatcher(store) and not ensure_dispatcher(store)  # one dispatcher per store
     deadline = time.time() + 120
     while store.get(second).status != "running" or not store.metrics(second).get("loss"):
         assert time.time() < deadline, store.get(second)
         time.sleep(0.3)
     assert store.get(first).status == "finished"
+    assert store.get(second).pid != os.getpid() and store.get(second).threads == SlotPolicy.for_machine().threads
     store.request_stop(second)
     while store.get(second).status not in ("stopped", "failed"):
         assert time.time() < deadline
@@ -93,6 +99,8 @@ def test_worker_runs_detached_and_stops_on_request(tmp_path):
     record = store.get(second)
     assert record.status == "stopped", record.error
     assert (store.run_dir(second) / "checkpoint.safetensors").exists()
+    assert (store.run_dir(second) / "train_state.safetensors").exists()  # a stopped run can be resumed
+    assert not (store.run_dir(first) / "train_state.safetensors").exists()  # a finished one cannot
     assert [r.id for r in store.list(group_id="race")] == [second, first]
 
 

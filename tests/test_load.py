@@ -16,7 +16,9 @@ from sslcore.checkpoint import CheckpointError, save_checkpoint
 from sslcore.cli import main as cli
 from sslcore.export import export_run, train_command
 from sslcore.models import load
-from sslcore.runner import RunConfig, build_method
+from sslcore.runs import RunConfig
+from sslcore.runs.build import build_method
+from sslcore.runs.saved import from_run
 
 
 def tiny_vit(**kw):
@@ -218,7 +220,7 @@ def test_export_config_that_does_not_fit_names_the_mismatch():
 # ---------------------------------------------------------------------------------------------
 def test_from_run_shows_the_dino_teacher(tmp_path):
     run_dir, method, _ = fake_run(tmp_path)
-    loaded = load.from_run(run_dir)
+    loaded = from_run(run_dir)
     assert loaded.kind == "vit" and same_features(loaded.model, method.teacher_backbone)
     assert not same_features(loaded.model, method.backbone)
 

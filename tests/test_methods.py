@@ -17,7 +17,8 @@ from sslcore.methods.dino import DINO, crop_sizes, update_center
 from sslcore.methods.moco import MoCo
 from sslcore.models import create_backbone
 from sslcore.models.heads import float32_forward, mlp
-from sslcore.runner import RunConfig, execute
+from sslcore.runs import RunConfig
+from sslcore.runs.execute import execute
 from sslcore.runs import RunStore
 from sslcore.train import OptimConfig, make_optimizer
 
@@ -366,7 +367,7 @@ def test_short_run_learns(tmp_path, name, options, overrides, steps, measured, m
 # gain in points at stages 1 / 2 / 3 / 4 of 4 (stage 4 is the standard readout): relpos 800 steps
 # +4.4 / +9.4 / +2.8 / -2.6, jigsaw 400 steps +2.8 / +8.4 / +6.4 / +1.4, colorization 400 steps
 # +5.2 at stage 2 and -0.6 at stage 4. Their last stage specialises to the task, so the standard kNN
-# stays near or below random init (reported in the README), while stage 2 holds what they learned.
+# stays near or below random init (reported in benchmarks/README.md), while stage 2 holds what they learned.
 PRETEXT_STAGE_RUNS = [  # (method, steps, stage index, measured gain there, minimum, last-stage gain at training scale)
     pytest.param("relpos", 800, 1, 9.4, 4.0, None, id="relpos"),
     # Jigsaw's tiles show objects at twice their size in the image: read at 64 px (the training scale), its last

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from sslcore.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sslcore.runs import RunStore, atomic_write, pid_alive
+from sslcore.paths import atomic_write
+from sslcore.runs.store import RunStore, pid_alive
 
 CONFIG = {"method": "simclr", "dataset": "shapes", "backbone": "convnet", "steps": 3}
 
@@ -48,15 +49,37 @@ def test_stop_request_and_status(tmp_path):
         store.set_status(run_id, "exploded")
 
 
-def test_dead_worker_is_reaped(tmp_path):
+def test_dead_processes_are_reaped(tmp_path):
     store = RunStore(tmp_path)
-    run_id = store.create(CONFIG)
+    running, waiting, reused = store.create(CONFIG), store.create(CONFIG), store.create(CONFIG)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    store.set_status(run_id, "running", pid=proc.pid)
+    store.set_status(running, "running", pid=proc.pid)
+    store.set_status(waiting, "queued", pid=proc.pid)  # a foreground `sslcore train` waiting for a slot
     assert not pid_alive(proc.pid)
-    record = store.list()[0]
-    assert record.status == "failed" and "ended without a result" in record.error
+    # A live pid that started at another time is a reused pid, not the run's process.
+    store.set_status(reused, "running", pid=os.getpid())
+    store._write("UPDATE runs SET pid_start = pid_start + 1 WHERE id = ?", (reused,))
+    by_id = {r.id: r for r in store.list()}
+    assert by_id[running].status == "interrupted" and "resume continues from its last checkpoint" in by_id[running].error
+    assert by_id[waiting].status == "cancelled" and "terminal ended" in by_id[waiting].error
+    assert by_id[reused].status == "interrupted"
+
+
+def test_an_older_store_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "runs.db")
+    db.executescript("""CREATE TABLE runs (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+        status TEXT NOT NULL, method TEXT NOT NULL, dataset TEXT NOT NULL, backbone TEXT NOT NULL,
+        config TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '', pid INTEGER,
+        stop_requested INTEGER NOT NULL DEFAULT 0, group_id TEXT NOT NULL DEFAULT '');
+        INSERT INTO runs (id, created, updated, status, method, dataset, backbone, config)
+        VALUES ('20261101-000000-simclr-abcdef', 1, 1, 'finished', 'simclr', 'shapes', 'convnet', '{}');""")
+    db.commit()
+    db.close()
+    record = RunStore(tmp_path).list()[0]
+    assert record.status == "finished" and record.owner_label == "local" and not record.reference
 
 
 def test_run_ids_cannot_escape_the_store(tmp_path):

@@ -27,7 +27,10 @@ from sslcore.data import DataError, load_split
 from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, nearest, score_table
 from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
-from sslcore.runner import RunConfig, evaluate_run, load_data, load_run, make_evaluator
+from sslcore.runs import RunConfig
+from sslcore.runs.build import load_data, make_evaluator
+from sslcore.runs.evaluate import evaluate_run
+from sslcore.runs.saved import load_run
 from sslcore.stages import StageReadout, has_stages, stage_rows
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project

@@ -10,6 +10,7 @@ import streamlit as st
 from sslcore.checkpoint import CheckpointError
 from sslcore.models import load
 from sslcore.models.load import LoadedModel
+from sslcore.runs.saved import from_run
 from ui.state import run_store
 
 SHIPPED, RANDOM, RUNS, FILE = "lab checkpoint", "random init", "my runs", "local file"
@@ -33,7 +34,7 @@ def shipped_model(name: str) -> LoadedModel:
 
 @st.cache_resource(max_entries=4)
 def run_model(run_id: str) -> LoadedModel:
-    return load.from_run(run_store().run_dir(run_id))
+    return from_run(run_store().run_dir(run_id))
 
 
 @st.cache_resource(max_entries=2)

@@ -54,6 +54,10 @@ class Method(nn.Module):
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1]."""
 
+    def restore_progress(self, progress: float) -> None:
+        """Called once when a run resumes at ``progress``, before its next step; methods whose step
+        reads the progress of the latest :meth:`on_step_end` (DINO's schedules) set it here."""
+
     @property
     def train_magnification(self) -> float:
         """How many times larger image content looks in the backbone's training inputs than in the images.

@@ -195,6 +195,10 @@ class DINO(Method):
         """(target, online) pairs that :meth:`on_step_end` moves by ``self.momentum``."""
         return [(self.teacher_backbone, self.backbone), (self.teacher_head, self.head)]
 
+    def restore_progress(self, progress: float) -> None:
+        self.progress = progress
+        self.momentum = momentum_schedule(progress, self.cfg.base_momentum)
+
     def on_step_end(self, progress: float) -> None:
         self.progress = progress
         self.momentum = momentum_schedule(progress, self.cfg.base_momentum)

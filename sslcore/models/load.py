@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from torch import Tensor, nn
 
-from sslcore.checkpoint import CheckpointError
+from sslcore.checkpoint import CheckpointError, safetensors_metadata
 from sslcore.models.backbones import create_backbone, is_vit
 
 if TYPE_CHECKING:
@@ -221,24 +221,6 @@ def export_part(method_name: str) -> tuple[str, str]:
     return "vit", "backbone."
 
 
-def from_run(run_dir: str | Path) -> LoadedModel:
-    """A finished run's model: DINO's teacher, MAE with its decoder, or another method's ViT backbone."""
-    from sslcore.runner import load_run
-
-    method, cfg = load_run(run_dir)
-    kind, prefix = export_part(cfg.method)
-    source = f"run {Path(run_dir).name} ({cfg.method}, {cfg.backbone})"
-    arch = {"kind": kind, "method": cfg.method, "backbone": cfg.backbone, "image_size": cfg.image_size,
-            "options": cfg.options}
-    if kind == "mae":
-        return LoadedModel(method.eval(), "mae", source, config=arch, image_size=cfg.image_size)
-    module = method.get_submodule(prefix.rstrip("."))
-    if not is_vit(module):
-        raise CheckpointError(f"{source} has a {cfg.backbone} backbone; attention maps need a ViT "
-                              "(vit_tiny, vit_small)")
-    return LoadedModel(module.eval(), "vit", source, config=arch, image_size=cfg.image_size)
-
-
 # ---------------------------------------------------------------------------------------------
 # local checkpoint files
 # ---------------------------------------------------------------------------------------------
@@ -257,8 +239,7 @@ def read_checkpoint_bytes(data: bytes, filename: str) -> tuple[dict[str, Tensor]
     if suffix == ".safetensors":
         try:
             state = load_safetensors_bytes(data)
-            header_len = int.from_bytes(data[:8], "little")
-            metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+            metadata = safetensors_metadata(data)
         except (SafetensorError, ValueError, OverflowError) as e:
             raise CheckpointError(f"{filename} is not a readable safetensors file (truncated or damaged?): {e}") from e
         return state, metadata
