@@ -30,6 +30,10 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 MAX_UPLOAD_BYTES = 20 * 2**20
 MAX_PIXELS = 40_000_000  # decompression-bomb guard: a 20 MB PNG can claim gigapixels
 MAX_ZIP_BYTES = 200 * 2**20  # total uncompressed size accepted from one zip
+# An image is shown only if each side has at least MIN_SIDE px (check_image_size says why), and the
+# ViT pages centre-crop its longer side to at most MAX_ASPECT times the shorter (aspect_crop_box).
+MIN_SIDE = 8
+MAX_ASPECT = 4
 
 
 class DataError(ValueError):
@@ -234,7 +238,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB: transparency composited on white, 16-bit and float scaled to 8 bits."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
+        finite = np.isfinite(a)  # float TIFFs may hold NaN or inf: scale by the finite values
+        lo, hi = (float(a[finite].min()), float(a[finite].max())) if finite.any() else (0.0, 0.0)
+        a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
         a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
         return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
@@ -443,12 +449,48 @@ def gallery() -> dict[str, Image.Image]:
     return out
 
 
+def check_image_size(width: int, height: int, name: str = "This image") -> None:
+    """Refuse an image with a side under ``MIN_SIDE`` px, in one sentence saying what size is needed.
+
+    The one place of this rule: :func:`open_image` applies it to every upload, and the viewers
+    that take a picture (:func:`sslcore.viz.attention.resize_longer_side`,
+    :func:`sslcore.viz.mae.prepare_image`) apply it to what they are given. Why 8 px: the lab's
+    ViTs cut their training image into an 8x8 grid of patches and the shipped checkpoints use
+    8 px patches, so a side shorter than that holds less than one patch of real pixels: whatever a
+    page would show of it (attention maps, reconstructions, augmented views) is the interpolation
+    of a few pixels. 8 px is also the native size of the ``digits`` set, the smallest images the
+    lab itself uses.
+
+    Raises:
+        DataError: e.g. "This image is 4000x1 px: each side must be at least 8 px, one patch of a
+            ViT with 8 px patches".
+    """
+    if min(width, height) < MIN_SIDE:
+        raise DataError(f"{name} is {width}x{height} px: each side must be at least {MIN_SIDE} px, "
+                        f"one patch of a ViT with {MIN_SIDE} px patches")
+
+
+def aspect_crop_box(width: int, height: int, max_aspect: float = MAX_ASPECT) -> tuple[int, int, int, int]:
+    """The centred (left, top, right, bottom) box of a ``width`` x ``height`` image whose longer side
+    is at most ``max_aspect`` times its shorter: the whole image when it already is.
+
+    The ViT pages crop to it before resizing: a 20000x8 px panorama resized whole would become a
+    strip thinner than one patch (attention: longer side fixed) or gigabytes of pixels (MAE:
+    shorter side fixed).
+    """
+    limit = int(max_aspect * min(width, height))
+    w, h = min(width, limit), min(height, limit)
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
 def open_image(data: bytes, filename: str = "upload") -> Image.Image:
     """A validated upload as an RGB image, EXIF orientation applied.
 
     Raises:
         DataError: empty, larger than ``MAX_UPLOAD_BYTES``, not an image, truncated or corrupt,
-            or more than ``MAX_PIXELS`` pixels (a decompression bomb).
+            more than ``MAX_PIXELS`` pixels (a decompression bomb), or a side under ``MIN_SIDE``
+            px (:func:`check_image_size`).
     """
     if not data:
         raise DataError(f"{filename} is empty")
@@ -471,7 +513,9 @@ def open_image(data: bytes, filename: str = "upload") -> Image.Image:
         raise DataError(f"{filename} is not an image Pillow can read") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise DataError(f"{filename} is damaged or truncated ({e})") from e
-    return to_rgb(ImageOps.exif_transpose(img))
+    img = ImageOps.exif_transpose(img)
+    check_image_size(*img.size, name=filename)  # the size as shown, after the EXIF rotation
+    return to_rgb(img)
 
 
 def open_zip(data: bytes, max_files: int = 5000) -> tuple[list[tuple[str, Image.Image]], list[str]]:

@@ -150,7 +150,8 @@ def test_my_runs_source(app, page, method):
     from dataclasses import asdict
 
     from sslcore.checkpoint import save_checkpoint
-    from sslcore.runner import RunConfig, build_method
+    from sslcore.runs import RunConfig
+    from sslcore.runs.build import build_method
     from sslcore.runs import RunStore
 
     at = app(page)
@@ -174,7 +175,8 @@ def test_norm_pix_mae_is_shown_normalised_until_ground_truth_statistics_are_aske
     from dataclasses import asdict
 
     from sslcore.checkpoint import save_checkpoint
-    from sslcore.runner import RunConfig, build_method
+    from sslcore.runs import RunConfig
+    from sslcore.runs.build import build_method
     from sslcore.runs import RunStore
 
     cfg = RunConfig(method="mae", backbone="vit_tiny", image_size=32, steps=1, max_seconds=None,
@@ -193,3 +195,58 @@ def test_norm_pix_mae_is_shown_normalised_until_ground_truth_statistics_are_aske
     at.toggle(key="mae_gt").set_value(True).run()
     assert any(w.value.startswith("Uses ground-truth statistics") for w in at.warning)
     assert "reconstruction (pixels)" in [i.caption for el in at.get("image") for i in el.proto.imgs]
+
+
+THIN = {"line.png": (1, 4000), "row.png": (4000, 1), "tiny.png": (2, 2), "dot.png": (1, 1)}
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_images_under_8_px_are_refused_and_panoramas_are_cropped(app, page):
+    at = app(page)
+    key = PAGES[page]
+    for name, (w, h) in THIN.items():
+        at = upload_image(at, key, name, encoded(photo(w, h)))
+        assert [e.value for e in at.error] == [
+            f"{name} is {w}x{h} px: each side must be at least 8 px, one patch of a ViT with 8 px patches"]
+        assert not at.get("image")  # no panel
+        at.file_uploader(key=f"{key}_image_upload").clear()
+    at = upload_image(at, key, "panorama.png", encoded(photo(20000, 8)))
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("panorama.png is 20000x8 px, longer than 4:1: the attention and MAE pages use its "
+                                  "centre 32x8 px") for c in at.caption)
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    if page == "views/attention.py":
+        assert "input 128x32 (cropped to whole patches, aspect kept)" in captions  # 2x the 64 px checkpoint
+    else:
+        original = next(el for el in at.get("image") if el.proto.imgs[0].caption == "original")
+        assert original.proto.imgs[0].caption == "original" and len(at.get("plotly_chart")) == 1
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_a_data_error_of_the_viewer_is_shown_not_raised(app, page, monkeypatch):
+    """The viewers apply the size rule themselves: a gallery photo under a raised MIN_SIDE is refused on the page."""
+    at = app(page)
+    monkeypatch.setattr(data, "MIN_SIDE", 10_000)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and re.fullmatch(r"This image is \d+x\d+ px: each side must be at least 10000 px, "
+                                               r"one patch of a ViT with 10000 px patches", at.error[0].value)
+    assert not any(i.caption.startswith(("input", "original")) for el in at.get("image") for i in el.proto.imgs)
+
+
+@pytest.mark.parametrize("page,key", [("views/augmentations.py", "aug"), ("views/pretext.py", "pre")])
+def test_square_crop_pages_refuse_thin_images_and_take_panoramas(app, page, key):
+    at = app(page)
+    at.radio(key=f"{key}_src").set_value("upload").run()
+    at.file_uploader(key=f"{key}_upload").upload("row.png", encoded(photo(4000, 1)), "image/png")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == [
+        "row.png is 4000x1 px: each side must be at least 8 px, one patch of a ViT with 8 px patches"]
+    at.file_uploader(key=f"{key}_upload").clear()
+    at.file_uploader(key=f"{key}_upload").upload("panorama.png", encoded(photo(20000, 8)), "image/png")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert any("the augmentation and pretext pages its centre square" in c.value for c in at.caption)
+    assert len([i for el in at.get("image") for i in el.proto.imgs]) >= 2  # the views were drawn
+

@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import REAL_DATA
 from sslcore import data
-from sslcore.data import (DataError, ImageSet, gallery, image_to_tensor, load_digits, load_folder, load_split,
-                          make_shapes, open_image, open_zip, stratified_split)
+from sslcore.data import (MIN_SIDE, DataError, ImageSet, aspect_crop_box, check_image_size, gallery, image_to_tensor,
+                          load_digits, load_folder, load_split, make_shapes, open_image, open_zip, stratified_split)
 
 
 @pytest.fixture(autouse=True)
@@ -133,8 +133,82 @@ def test_open_image_exif_orientation_and_modes():
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     rotated = open_image(png_bytes(img, "JPEG", exif=exif.tobytes()), "photo.jpg")
     assert rotated.size == (20, 40) and rotated.mode == "RGB"
-    assert open_image(png_bytes(Image.new("I;16", (5, 5))), "deep.png").mode == "RGB"
-    assert open_image(png_bytes(Image.new("1", (5, 5))), "bw.png").mode == "RGB"
+    assert open_image(png_bytes(Image.new("I;16", (8, 8))), "deep.png").mode == "RGB"
+    assert open_image(png_bytes(Image.new("1", (8, 8))), "bw.png").mode == "RGB"
+
+
+def size_message(name: str, w: int, h: int) -> str:
+    return f"{name} is {w}x{h} px: each side must be at least 8 px, one patch of a ViT with 8 px patches"
+
+
+@pytest.mark.parametrize("w,h", [(1, 4000), (4000, 1), (2, 2), (1, 1), (7, 300)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
+def test_open_image_refuses_a_side_under_min_side(w, h, fmt):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    name = f"thin.{fmt.lower()}"
+    with pytest.raises(DataError) as e:
+        open_image(png_bytes(img, fmt), name)
+    assert str(e.value) == size_message(name, w, h)
+    assert MIN_SIDE == 8
+
+
+def test_open_image_size_rule_uses_the_displayed_size_and_accepts_min_side():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 4000x1, shown rotated: 1x4000
+    with pytest.raises(DataError) as e:
+        open_image(png_bytes(Image.new("RGB", (4000, 1)), "JPEG", exif=exif.tobytes()), "strip.jpg")
+    assert str(e.value) == size_message("strip.jpg", 1, 4000)
+    small = open_image(png_bytes(Image.new("RGB", (8, 8), (1, 2, 3))), "small.png")
+    assert small.size == (8, 8) and small.getpixel((7, 7)) == (1, 2, 3)
+    wide = open_image(png_bytes(Image.new("RGB", (20000, 8), (9, 8, 7))), "wide.png")  # decodes: the viewers crop it
+    assert wide.size == (20000, 8)
+    with pytest.raises(DataError, match="This image is 3x9 px: each side must be at least 8 px"):
+        check_image_size(3, 9)
+    check_image_size(8, 8)  # the bound itself is accepted
+
+
+def test_aspect_crop_box_is_the_centred_box_at_most_4_to_1():
+    assert aspect_crop_box(20000, 8) == (9984, 0, 10016, 8)
+    assert aspect_crop_box(8, 20000) == (0, 9984, 8, 10016)
+    assert aspect_crop_box(90, 60) == (0, 0, 90, 60)  # already within 4:1: the whole image
+    assert aspect_crop_box(33, 8) == (0, 0, 32, 8)
+    assert aspect_crop_box(100, 10, max_aspect=2) == (40, 0, 60, 10)
+
+
+def test_open_image_odd_modes_decode_to_the_right_pixels():
+    p = Image.new("P", (16, 8), 0)
+    p.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    p.paste(1, (8, 0, 16, 8))
+    got = open_image(png_bytes(p, transparency=0), "pal.png")  # index 0 transparent: composited on white
+    assert got.getpixel((0, 0)) == (255, 255, 255) and got.getpixel((15, 7)) == (200, 10, 10)
+    got = open_image(png_bytes(p, "GIF", transparency=0), "pal.gif")
+    assert got.getpixel((0, 0)) == (255, 255, 255) and got.getpixel((15, 7)) == (200, 10, 10)
+    la = Image.merge("LA", [Image.new("L", (8, 8), 40), Image.new("L", (8, 8), 0)])
+    la.putpixel((0, 0), (40, 255))
+    got = open_image(png_bytes(la), "la.png")
+    assert got.getpixel((0, 0)) == (40, 40, 40) and got.getpixel((1, 1)) == (255, 255, 255)
+    deep = Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # I;16, 0..63000
+    got = np.asarray(open_image(png_bytes(deep), "deep.png"))
+    assert got[0, 0].tolist() == [0, 0, 0] and got[7, 7].tolist() == [255, 255, 255]
+    cmyk = open_image(png_bytes(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"), "cmyk.jpg")
+    r, g, b = cmyk.getpixel((4, 4))
+    assert r > 240 and g < 15 and b < 15  # full magenta + yellow ink: red
+    f = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    f[0, 1], f[0, 2], f[0, 3] = np.nan, np.inf, -np.inf
+    got = np.asarray(open_image(png_bytes(Image.fromarray(f), "TIFF"), "float.tiff"))[..., 0]
+    assert got[7, 7] == 255 and got[0, 0] == 0  # scaled by the finite values, not all black
+    assert got[0, 1] == 0 and got[0, 2] == 255 and got[0, 3] == 0  # NaN and -inf at the minimum, +inf at the maximum
+    frames = [Image.new("RGB", (8, 8), c) for c in ((250, 0, 0), (0, 0, 250))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    r, g, b = open_image(buf.getvalue(), "anim.gif").getpixel((4, 4))
+    assert r > 200 and b < 50  # the first frame
+
+
+def test_open_image_corrupt_bytes_are_refused():
+    good = png_bytes(Image.new("RGB", (60, 40), (5, 6, 7)))
+    with pytest.raises(DataError, match="broken.png is not an image Pillow can read"):
+        open_image(good[:40] + b"\x00" * 50 + good[90:], "broken.png")
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -153,6 +227,8 @@ def test_open_zip():
     assert any("leaves the folder" in s for s in skipped)
     assert any("not an image file" in s for s in skipped)
     assert any("bad.png" in s for s in skipped)
+    _, skipped = open_zip(zip_bytes({"set/a.png": ok, "set/line.png": png_bytes(Image.new("RGB", (4000, 1)))}))
+    assert size_message("line.png", 4000, 1) in skipped
     with pytest.raises(DataError, match="no readable image"):
         open_zip(zip_bytes({"a.txt": b"x"}))
     with pytest.raises(DataError, match="not a readable zip"):

@@ -10,13 +10,16 @@ import torch
 from PIL import Image
 
 from sslcore.augment import normalize
-from sslcore.data import make_shapes
+from sslcore.data import DataError, make_shapes
 from sslcore.losses import mae_loss
 from sslcore.methods import METHODS, create_method
 from sslcore.methods.mae import MAE, MAEConfig, MAEReconstruction
 from sslcore.models import create_backbone
 from sslcore.models.vit import ids_from_mask, make_mask, patchify
-from sslcore.runner import RunConfig, execute, load_run, read_preview
+from sslcore.runs import RunConfig
+from sslcore.runs.execute import execute
+from sslcore.runs.monitors import read_preview
+from sslcore.runs.saved import load_run
 from sslcore.runs import RunStore
 from sslcore.train import OptimConfig, fit
 from sslcore.viz.mae import mae_reconstruct, panels, prepare_image
@@ -187,6 +190,33 @@ def test_mae_reconstruct_sizes_and_user_mask(mae):
     assert np.array_equal(p.mask, user)
     with pytest.raises(ValueError, match="grid"):
         mae_reconstruct(mae, pil, mask=np.zeros(64))
+
+
+@pytest.mark.parametrize("w,h", [(1, 4000), (4000, 1), (2, 2), (1, 1)])
+def test_prepare_image_refuses_a_side_under_8_px(mae, w, h):
+    for image in (Image.new("RGB", (w, h)), torch.rand(3, h, w)):
+        with pytest.raises(DataError) as e:
+            mae_reconstruct(mae, image)
+        assert str(e.value) == (f"This image is {w}x{h} px: each side must be at least 8 px, "
+                                "one patch of a ViT with 8 px patches")
+
+
+def test_extreme_aspect_is_cropped_before_resizing(mae, monkeypatch):
+    """A 20000x8 panorama at a 128 px shorter side used to be resized whole (128x320000 floats) and then
+    cropped; now its centre 32x8 px is cropped first, and the result is the same image."""
+    wide = torch.rand(3, 8, 20000)
+    centre = wide[:, :, 9984:10016]
+    resized = []
+    interpolate = torch.nn.functional.interpolate
+    monkeypatch.setattr(torch.nn.functional, "interpolate",
+                        lambda x, *a, **k: resized.append(tuple(x.shape)) or interpolate(x, *a, **k))
+    x = prepare_image(mae, wide, short_side=128)
+    assert resized == [(1, 3, 8, 32)] and x.shape == (3, 128, 512)
+    assert torch.equal(x, prepare_image(mae, centre, short_side=128))
+    tall = prepare_image(mae, Image.fromarray((wide.permute(2, 1, 0).numpy() * 255).astype(np.uint8)))
+    assert tall.shape == (3, 128, 32)  # 8x20000 -> its centre 8x32 -> shorter side 32
+    p = mae_reconstruct(mae, wide, mask_ratio=0.75, seed=0)
+    assert p.original.shape == (32, 128, 3) and p.mask.shape == (8, 32)
 
 
 def fake_reconstruction(images, pred_images, norm_pix, mask):

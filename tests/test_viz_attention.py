@@ -3,8 +3,11 @@ import pytest
 import timm
 import torch
 
+from PIL import Image
+
+from sslcore.data import DataError
 from sslcore.viz.attention import (CONTOUR_RGB, attention_maps, attention_panels, cls_attention, crop_to_patch_multiple,
-                                   heat, mask_boundary, overlay, pca_rgb, threshold_mass, upsample)
+                                   heat, mask_boundary, overlay, pca_rgb, resize_longer_side, threshold_mass, upsample)
 
 
 def small_vit():
@@ -117,3 +120,35 @@ def test_pca_rgb_is_the_first_three_principal_components():
         r = (ref[:, c] - ref[:, c].min()) / np.ptp(ref[:, c])
         assert np.allclose(got[:, c], r, atol=1e-5) or np.allclose(got[:, c], 1 - r, atol=1e-5)
     assert pca_rgb(rng.standard_normal((2, 2, 2)))[..., 2].max() == 0  # fewer than 3 features: black channel
+
+
+@pytest.mark.parametrize("w,h", [(1, 4000), (4000, 1), (2, 2), (1, 1)])
+def test_resize_longer_side_refuses_a_side_under_8_px(w, h):
+    with pytest.raises(DataError) as e:
+        resize_longer_side(Image.new("RGB", (w, h)), 448)
+    assert str(e.value) == f"This image is {w}x{h} px: each side must be at least 8 px, one patch of a ViT with 8 px patches"
+
+
+@pytest.mark.parametrize("w,h", [(20000, 8), (8, 20000)])
+def test_extreme_aspect_is_centre_cropped_to_4_to_1_and_shown(w, h):
+    """A 20000x8 panorama used to become a 448x1 strip, less than one patch: now its centre 32x8 px."""
+    img = Image.new("RGB", (w, h), (0, 0, 255))
+    centre = (w // 2 - 16, 0, w // 2 + 16, h) if w > h else (0, h // 2 - 16, w, h // 2 + 16)
+    img.paste((255, 0, 0), centre)  # the centre 32 px red, everything else blue
+    x = resize_longer_side(img, 448)
+    assert tuple(x.shape) == ((3, 112, 448) if w > h else (3, 448, 112))
+    assert torch.equal(x, resize_longer_side(img.crop(centre), 448))
+    assert x[0].min() == 1 and x[2].max() == 0  # only the red centre survives
+    p = attention_panels(small_vit(), x)
+    assert p.image.shape == ((112, 448, 3) if w > h else (448, 112, 3)) and p.heads.shape[1:] == p.image.shape[:2]
+
+
+def test_less_than_one_patch_is_a_clear_data_error():
+    big_patch = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=64, patch_size=32,
+                                  depth=1, dynamic_img_size=True).eval()
+    x = resize_longer_side(Image.new("RGB", (256, 64)), 64)  # 64x16: a 4:1 image at the smallest size
+    with pytest.raises(DataError) as e:
+        attention_panels(big_patch, x)
+    assert str(e.value) == ("At this size the image is 64x16 px, less than one 32 px patch of this ViT along a side: "
+                            "choose a larger size.")
+    assert attention_panels(big_patch, resize_longer_side(Image.new("RGB", (256, 64)), 128)).image.shape == (32, 128, 3)

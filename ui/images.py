@@ -7,7 +7,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from sslcore.data import MAX_UPLOAD_BYTES, DataError, gallery, load_split, open_image
+from sslcore.data import (MAX_ASPECT, MAX_UPLOAD_BYTES, MIN_SIDE, DataError, aspect_crop_box, gallery, load_split,
+                          open_image)
 
 
 @st.cache_resource
@@ -32,13 +33,19 @@ def pick_image(key: str, default_source: str = "gallery") -> Image.Image | None:
         up = st.file_uploader("Upload an image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
                               key=f"{key}_upload", max_upload_size=MAX_UPLOAD_BYTES // 2**20)
         if up is None:
-            st.info("Choose an image file (at most 20 MB).")
+            st.info(f"Choose an image file (at most 20 MB, each side at least {MIN_SIDE} px).")
             return None
         try:
-            return open_image(up.getvalue(), up.name)
+            img = open_image(up.getvalue(), up.name)
         except DataError as e:
             st.error(str(e))
             return None
+        left, top, right, bottom = aspect_crop_box(*img.size)
+        if (right - left, bottom - top) != img.size:
+            st.caption(f"{up.name} is {img.width}x{img.height} px, longer than {MAX_ASPECT}:1: the attention and "
+                       f"MAE pages use its centre {right - left}x{bottom - top} px, the augmentation and pretext "
+                       "pages its centre square.")
+        return img
     index = st.number_input("Sample", 0, 199, 0, key=f"{key}_idx")
     return Image.fromarray(dataset_sample(source, int(index), 64))
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslcore.data import MAX_ASPECT, DataError, aspect_crop_box, check_image_size
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -40,11 +42,16 @@ def materialised_attention(block: nn.Module) -> Iterator[list[Tensor]]:
 
 
 def crop_to_patch_multiple(image: Tensor, patch: int) -> Tensor:
-    """Centre-crop (..., H, W) to multiples of ``patch`` (no squashing: the aspect ratio survives)."""
+    """Centre-crop (..., H, W) to multiples of ``patch`` (no squashing: the aspect ratio survives).
+
+    Raises:
+        DataError: a side is shorter than one patch (e.g. a 32 px patch ViT shown at 64 px).
+    """
     h, w = image.shape[-2:]
     nh, nw = (h // patch) * patch, (w // patch) * patch
     if nh == 0 or nw == 0:
-        raise ValueError(f"image {h}x{w} is smaller than one {patch}px patch")
+        raise DataError(f"At this size the image is {w}x{h} px, less than one {patch} px patch of this ViT "
+                        f"along a side: choose a larger size.")
     top, left = (h - nh) // 2, (w - nw) // 2
     return image[..., top:top + nh, left:left + nw]
 
@@ -207,7 +214,16 @@ def kept_heads(panels: AttentionPanels) -> np.ndarray:
 
 
 def resize_longer_side(image: "Image.Image", size: int) -> Tensor:
-    """PIL image -> (3, H, W) float in [0, 1] with its longer side ``size`` px, aspect ratio kept."""
+    """PIL image -> (3, H, W) float in [0, 1] with its longer side ``size`` px, aspect ratio kept.
+
+    An image longer than ``MAX_ASPECT``:1 is first centre-cropped to that ratio
+    (:func:`sslcore.data.aspect_crop_box`), so the shorter side keeps ``size / MAX_ASPECT`` px.
+
+    Raises:
+        DataError: a side under ``MIN_SIDE`` px (:func:`sslcore.data.check_image_size`).
+    """
+    check_image_size(*image.size)
+    image = image.crop(aspect_crop_box(*image.size, MAX_ASPECT))
     scale = size / max(image.size)
     image = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslcore.augment import denormalize
+from sslcore.data import MAX_ASPECT, aspect_crop_box, check_image_size
 from sslcore.models.vit import make_mask, patchify, unpatchify
 from sslcore.viz.attention import crop_to_patch_multiple
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 HIDDEN_GREY = 0.5
 DISPLAY_STD = 0.25  # a per-patch normalised value v is shown as 0.5 + 0.25 v: +-2 std fill [0, 1]
 NORM_PIX_EPS = 1e-6  # the official norm_pix_loss epsilon
-MAX_ASPECT = 4  # longer side kept at most 4x the shorter one (centre crop): bounds the token count
 
 
 @dataclass(frozen=True)
@@ -91,26 +91,30 @@ def prepare_image(model: MAE, image: Image.Image | np.ndarray | Tensor, short_si
     """The (3, H, W) [0, 1] image :func:`mae_reconstruct` feeds ``model``, H and W multiples of its patch.
 
     With a ``dynamic_img_size`` backbone (sslcore's ViTs) the aspect ratio is kept: the image is
+    centre-cropped to at most ``MAX_ASPECT`` (4) times its shorter side
+    (:func:`sslcore.data.aspect_crop_box`: cropping first bounds the memory and the token count),
     resized (antialiased) so that its shorter side is ``short_side`` (default: the model's
-    training size, the scale it learned), its longer side is centre-cropped to at most 4x the
-    shorter, and both are centre-cropped to multiples of the patch. Otherwise it is
-    centre-cropped to a square and resized to the model's size (no squashing either way).
+    training size, the scale it learned), and centre-cropped to multiples of the patch.
+    Otherwise it is centre-cropped to a square and resized to the model's size (no squashing
+    either way).
+
+    Raises:
+        DataError: a side under ``MIN_SIDE`` px (:func:`sslcore.data.check_image_size`).
     """
     x = to_tensor(image)
+    check_image_size(x.shape[-1], x.shape[-2])
     size, patch = model.cfg.image_size, model.patch
     if getattr(model.backbone, "dynamic_img_size", False):
         short = short_side or size
         if short < patch:
             raise ValueError(f"short_side {short} is smaller than one {patch}px patch")
+        left, top, right, bottom = aspect_crop_box(x.shape[-1], x.shape[-2], MAX_ASPECT)
+        x = x[:, top:bottom, left:right]
         h, w = x.shape[-2:]
         scale = short / min(h, w)
         new = (max(short, round(h * scale)), max(short, round(w * scale)))
         if new != (h, w):
             x = F.interpolate(x[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0]
-        h, w = x.shape[-2:]
-        limit = MAX_ASPECT * min(h, w)
-        top, left = max(0, h - limit) // 2, max(0, w - limit) // 2
-        x = x[:, top:top + min(h, limit), left:left + min(w, limit)]
         return crop_to_patch_multiple(x, patch).clamp(0, 1)
     side = min(x.shape[-2:])
     x = crop_to_patch_multiple(x, side)  # the centre square
