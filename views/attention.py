@@ -1,12 +1,15 @@
 import streamlit as st
 
+from sslcore.data import DataError
 from sslcore.viz.attention import attention_panels, overlay, resize_longer_side
 from ui.images import pick_image
 from ui.models import pick_model
+from ui.urlstate import data_default, fit, publish, restore
 
 st.title("DINO attention")
 st.caption("Where does the CLS token look? Self-attention of the CLS query to every patch, per head, "
            "as in Caron et al. 2021 (attention weights materialised; timm's fused kernel switched off and restored).")
+restore("attention")
 left, right = st.columns([1, 2])
 with left:
     loaded = pick_model("att_model", "vit")
@@ -15,21 +18,31 @@ with left:
     trained = loaded.image_size if loaded is not None else None
     # A model trained on small images sees objects at that scale: start at twice its training size.
     default = min(sizes, key=lambda s: abs(s - 2 * trained)) if trained else 224
-    size = st.select_slider("Longer side (px)", sizes, default)
+    data_default("att_size", default)
+    size = st.select_slider("Longer side (px)", sizes, default, key="att_size")
 with right:
     if loaded is not None:
         vit = loaded.vit
         depth, n_heads = len(vit.blocks), vit.blocks[-1].attn.num_heads
-        block = st.slider("Block", 1, depth, depth) - 1
-        mass = st.slider("Keep the patches holding this share of each head's attention", 0.1, 1.0, 0.6)
+        views = ["head mean", *[f"head {i + 1}" for i in range(n_heads)]]
+        data_default("att_block", depth)
+        fit("att_block", range(1, depth + 1), f"this model (blocks 1 to {depth})")
+        fit("att_view", views, f"this model ({n_heads} heads)")
+        block = st.slider("Block", 1, depth, depth, key="att_block") - 1
+        mass = st.slider("Keep the patches holding this share of each head's attention", 0.1, 1.0, 0.6, key="att_mass")
         c1, c2 = st.columns(2)
-        view = c1.selectbox("Show", ["head mean", *[f"head {i + 1}" for i in range(n_heads)]])
-        mode = c2.radio("Upsampling", ["nearest", "bilinear"], horizontal=True)
-        alpha = c1.slider("Overlay opacity", 0.0, 1.0, 0.6)
-        contour = c2.toggle("Contour of the kept patches", True)
+        view = c1.selectbox("Show", views, key="att_view")
+        mode = c2.radio("Upsampling", ["nearest", "bilinear"], horizontal=True, key="att_mode")
+        alpha = c1.slider("Overlay opacity", 0.0, 1.0, 0.6, key="att_alpha")
+        contour = c2.toggle("Contour of the kept patches", True, key="att_contour")
+publish("attention")
 
 if loaded is not None and image is not None:
-    p = attention_panels(vit, resize_longer_side(image, size), block, mass, mode)
+    try:
+        p = attention_panels(vit, resize_longer_side(image, size), block, mass, mode)
+    except DataError as e:  # an image or size this ViT cannot take: one sentence, not a traceback
+        st.error(str(e))
+        st.stop()
     head = None if view == "head mean" else int(view.split()[1]) - 1
     kept = p.kept_mean if head is None else p.kept[head]
     cols = st.columns(3)

@@ -6,18 +6,25 @@ from sslcore.concepts import (COSINE_PRESETS, OVERLAP_OPS, cosine_similarity, co
 from sslcore.viz.figures import (heatmap_figure, mask_grid_figure, matrix_figure, overlay_figure, points_figure,
                                  series_figure, vectors_figure)
 from ui import concepts as uc
+from ui.urlstate import data_default, publish, restore
 
 st.title("Concepts")
+restore("concepts")
+# Keyed and tracked (a tab switch reruns the page), so a link can open a tab.
 cos_tab, nce_tab, ema_tab, mask_tab, overlap_tab = st.tabs(
-    ["Cosine similarity", "NT-Xent temperature", "Momentum EMA", "MAE masking", "Augmentation overlap"])
+    ["Cosine similarity", "NT-Xent temperature", "Momentum EMA", "MAE masking", "Augmentation overlap"],
+    key="concepts_tab", on_change="rerun")
+VECTORS = [f"cos_{v}" for v in ("ax", "ay", "px", "py", "nx", "ny")]
 
 with cos_tab:
-    preset = st.selectbox("Preset (the worked examples)", list(COSINE_PRESETS))
+    preset = st.selectbox("Preset (the worked examples)", list(COSINE_PRESETS), key="cos_preset")
     anchor, pos, neg = COSINE_PRESETS[preset]
-    c = st.columns(6)
-    a = [c[0].number_input("anchor x", value=float(anchor[0])), c[1].number_input("anchor y", value=float(anchor[1]))]
-    p = [c[2].number_input("positive x", value=float(pos[0])), c[3].number_input("positive y", value=float(pos[1]))]
-    n = [c[4].number_input("negative x", value=float(neg[0])), c[5].number_input("negative y", value=float(neg[1]))]
+    coords = dict(zip(VECTORS, (float(v) for v in (*anchor, *pos, *neg))))
+    for k, v in coords.items():
+        data_default(k, v)  # another preset resets the six coordinates to its own
+    labels = ["anchor x", "anchor y", "positive x", "positive y", "negative x", "negative y"]
+    xy = [col.number_input(label, value=coords[k], key=k) for col, label, k in zip(st.columns(6), labels, VECTORS)]
+    a, p, n = xy[0:2], xy[2:4], xy[4:6]
     try:
         st.metric("cos(anchor, positive)", f"{cosine_similarity(a, p):.3f}")
         st.metric("cos(anchor, negative)", f"{cosine_similarity(a, n):.3f}")
@@ -28,8 +35,8 @@ with cos_tab:
             "pull the positive's angle towards 0 and push negatives apart, on the unit sphere.")
 
 with nce_tab:
-    t = st.slider("temperature T", 0.02, 1.0, 0.2)
-    pos_sim = st.slider("similarity of the positive", -1.0, 1.0, 0.8)
+    t = st.slider("temperature T", 0.02, 1.0, 0.2, key="nce_t")
+    pos_sim = st.slider("similarity of the positive", -1.0, 1.0, 0.8, key="nce_pos")
     negs = np.array([0.7, 0.5, 0.3, 0.1, 0.0, -0.2, -0.5])
     loss, weights = info_nce_terms(pos_sim, negs, t)
     st.metric("InfoNCE loss of this anchor", f"{loss:.3f}")
@@ -37,7 +44,8 @@ with nce_tab:
                  x="negative similarity", y="gradient weight", sort=False)
     ex = uc.nt_xent(pos_sim)
     shown = st.radio("Across batch sizes, at a random init", ["loss", "share of the gradient on the hardest 10%",
-                                                               "effective number of negatives"], horizontal=True)
+                                                               "effective number of negatives"], horizontal=True,
+                     key="nce_shown")
     z = {"loss": ex.loss, "effective number of negatives": ex.effective_negatives}.get(shown, ex.hard_share)
     st.plotly_chart(heatmap_figure(z, np.round(ex.temperatures, 3), [str(b) for b in ex.batch_sizes],
                                    f"NT-Xent: {shown} (positive sim {pos_sim:.2f})", "temperature", "batch size"))
@@ -47,9 +55,9 @@ with nce_tab:
 
 with ema_tab:
     c1, c2, c3 = st.columns(3)
-    steps = c1.slider("steps", 500, 10_000, 4000, step=500)
-    drift = c2.slider("drift per step", 0.0, 0.01, 0.002, format="%.4f")
-    noise = c3.slider("noise per step", 0.0, 0.2, 0.05)
+    steps = c1.slider("steps", 500, 10_000, 4000, step=500, key="ema_steps")
+    drift = c2.slider("drift per step", 0.0, 0.01, 0.002, format="%.4f", key="ema_drift")
+    noise = c3.slider("noise per step", 0.0, 0.2, 0.05, key="ema_noise")
     sim = uc.ema(steps, drift, noise)
     st.plotly_chart(series_figure({"online": sim.online, **{f"target m={m}": v for m, v in sim.targets.items()}},
                                   "online parameter (random walk with drift) and EMA targets"))
@@ -66,8 +74,8 @@ with ema_tab:
 
 with mask_tab:
     c1, c2 = st.columns([3, 1])
-    ratio = c1.slider("mask ratio", 0.25, 0.9, 0.75, step=0.05)
-    seed = int(c2.number_input("seed", 0, 10_000, 0))
+    ratio = c1.slider("mask ratio", 0.25, 0.9, 0.75, step=0.05, key="mask_ratio")
+    seed = int(c2.number_input("seed", 0, 10_000, 0, key="mask_seed"))
     masks = uc.example_masks(ratio, seed)
     strategies = ("random", "block", "grid")
     st.plotly_chart(mask_grid_figure(masks, uc.GRID, [f"{s} (dark: hidden)" for s in strategies]))
@@ -88,11 +96,12 @@ with mask_tab:
 
 with overlap_tab:
     c1, c2 = st.columns(2)
-    dataset = c1.selectbox("images", ["shapes", "digits"])
-    prob = c2.slider("probability each op fires", 0.0, 1.0, 1.0, help="crops always happen")
+    dataset = c1.selectbox("images", ["shapes", "digits"], key="overlap_data")
+    prob = c2.slider("probability each op fires", 0.0, 1.0, 1.0, help="crops always happen", key="overlap_p")
     st.plotly_chart(matrix_figure(uc.overlap(dataset, prob), list(OVERLAP_OPS),
                                   "mean pixel correlation: view by row op vs view by column op, same image"))
     st.info("The identity row says how far each op moves a view from the original; the diagonal says how much "
             "two views under the same op still share. A deterministic op (grayscale, or flip when it always "
             "fires) makes two identical views: no variety to learn from. Two random crops share the least, which "
             "is why SimCLR found crop plus colour jitter the composition that matters.")
+publish("concepts")

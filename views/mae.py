@@ -1,13 +1,16 @@
 import streamlit as st
 
+from sslcore.data import DataError
 from sslcore.viz.mae import mae_reconstruct, prepare_image, tile
 from sslcore.viz.mae_figures import error_figure, hidden_from_selection, patch_picker_figure
 from ui.images import pick_image
 from ui.models import pick_model
+from ui.urlstate import data_default, fit, publish, restore
 
 st.title("MAE reconstructions")
 st.caption("What a masked autoencoder fills in (He et al. 2022, Fig. 2): the encoder sees only the visible patches, "
            "the decoder predicts every patch. Any mask ratio, three masking strategies, or hide patches by hand.")
+restore("mae")
 left, right = st.columns([1, 2])
 with left:
     loaded = pick_model("mae_model", "mae")
@@ -24,17 +27,25 @@ with right:
         short = None
         if getattr(mae.backbone, "dynamic_img_size", False):
             base = mae.cfg.image_size
-            short = st.select_slider("Shorter side (px): the model learned at its training size",
-                                     [base, 2 * base, 3 * base, 4 * base], base, key="mae_short")
+            shorts = [base, 2 * base, 3 * base, 4 * base]
+            data_default("mae_short", base)
+            fit("mae_short", shorts, f"this model ({', '.join(map(str, shorts))} px)")
+            short = st.select_slider("Shorter side (px): the model learned at its training size", shorts, base,
+                                     key="mae_short")
         gt_stats = False
         if mae.cfg.norm_pix_loss:
             st.info("This model predicts each patch normalised by its own mean and variance (norm-pix targets): "
                     "panels are shown in that normalised space.")
             gt_stats = st.toggle("Show pixels by de-normalising each hidden patch with its true mean and variance "
                                  "(uses ground-truth statistics)", False, key="mae_gt")
+publish("mae")
 
 if loaded is not None and image is not None:
-    x = prepare_image(mae, image, short)
+    try:
+        x = prepare_image(mae, image, short)
+    except DataError as e:  # an image this MAE cannot take: one sentence, not a traceback
+        st.error(str(e))
+        st.stop()
     grid = (x.shape[-2] // mae.patch, x.shape[-1] // mae.patch)
     hidden = None
     if by_hand:
