@@ -3,6 +3,7 @@ to its legacy file-based navigation for the first session of a server)."""
 
 import streamlit as st
 
+from ui.session import join_gate, sidebar, workshop
 from ui.state import device_summary, run_store
 
 st.set_page_config(page_title="SSL Lab", page_icon=":material/science:", layout="wide")
@@ -25,8 +26,15 @@ pages = {
         st.Page("views/concepts.py", title="Concepts", icon=":material/school:"),
     ],
 }
-nav = st.navigation(pages)
-with st.sidebar:
-    st.caption(device_summary())
-    st.caption(f"Runs: `{run_store().root}`")
-nav.run()
+if workshop().enabled:
+    pages["Workshop"] = [st.Page("views/teacher.py", title="Teacher", icon=":material/supervisor_account:")]
+# Until a workshop session has joined, the join form stands in for every page (query params stay,
+# so a link a teacher handed out still opens its view after joining).
+joined = join_gate()
+nav = st.navigation(pages, position="sidebar" if joined else "hidden")
+if joined:
+    with st.sidebar:
+        sidebar()
+        st.caption(device_summary())
+        st.caption(f"Runs: `{run_store().root}`")
+    nav.run()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
-from sslcore.compare import (VIT_ONLY_METHODS, SharedEmbedding, align_curves, comparison_rows, differences,
-                             embed_runs, fairness_flags, lane, races)
+from sslcore.compare import (SharedEmbedding, align_curves, comparison_rows, differences, embed_runs, fairness_flags,
+                             lane, races)
 from sslcore.methods import METHODS
 from sslcore.models import BACKBONES
-from sslcore.runner import RunConfig
-from sslcore.runs import ACTIVE, RunRecord
+from sslcore.runs import ACTIVE, RunConfig, RunRecord
+from sslcore.runs.config import VIT_ONLY_METHODS
+from sslcore.runs.scheduler import may_modify, stop
 from sslcore.viz.figures import embedding_grid_figure, overlay_figure
+from ui.forms import folder_problem
+from ui.session import actor, presets
 from ui.state import run_store
 
 X_AXES = {"step": "step", "seconds": "training seconds"}
@@ -82,8 +84,10 @@ def embeddings(records: list[RunRecord], key: str) -> None:
 def race_form(key: str = "race") -> tuple[list[str], RunConfig] | None:
     """Methods and the shared conditions of a race; returns them when submitted and valid."""
     with st.form(f"{key}_form"):
-        methods = st.multiselect("Methods (they run in this order on CPU)", sorted(METHODS),
-                                 default=[m for m in ("simclr", "byol") if m in METHODS], key=f"{key}_methods")
+        class_presets = presets()
+        offered = sorted(class_presets.methods if class_presets else METHODS)
+        methods = st.multiselect("Methods (queued in this order; one slot trains them one after another)", offered,
+                                 default=[m for m in ("simclr", "byol") if m in offered], key=f"{key}_methods")
         c1, c2, c3 = st.columns(3)
         dataset = c1.selectbox("Dataset", ["shapes", "digits", "folder"], key=f"{key}_data")
         data_dir = c1.text_input("Folder (for 'folder')", "", key=f"{key}_dir")
@@ -102,8 +106,9 @@ def race_form(key: str = "race") -> tuple[list[str], RunConfig] | None:
     if not methods:
         st.error("Pick at least one method.")
         return None
-    if dataset == "folder" and not Path(data_dir).expanduser().is_dir():
-        st.error(f"'{data_dir}' is not a folder on the server.")
+    problem = folder_problem(dataset, data_dir)
+    if problem:
+        st.error(problem)
         return None
     return methods, RunConfig(dataset=dataset, data_dir=data_dir or None, backbone=backbone, image_size=image_size,
                               batch_size=batch_size, seed=seed, steps=int(budget) if budget_kind == "steps" else None,
@@ -139,9 +144,10 @@ def race_panel(group_id: str, key: str = "race") -> None:
                 col.progress(ln.progress, text=ln.describe())
         st.plotly_chart(overlay_figure(align_curves(metrics, times, "knn_top1", "seconds"), "online kNN top-1 (%)",
                                        "training seconds", "%", markers=True), key=f"{key}_live_knn")
-        if race.active and st.button("Stop the race", key=f"{key}_stop"):
-            for r in race.runs:
-                store.request_stop(r.id)
+        mine = [r for r in race.runs if r.status in ACTIVE and may_modify(r, actor())]
+        if mine and st.button("Stop the race", key=f"{key}_stop"):
+            for r in mine:
+                stop(store, r.id, actor())  # checks the owner again
             st.toast("Stop requested: each run saves its checkpoint and ends after its current step.")
         if active and not race.active:
             st.rerun()  # the race ended: rerun once so polling stops and the results appear

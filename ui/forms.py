@@ -9,9 +9,12 @@ from typing import Any
 import streamlit as st
 
 from sslcore.augment import RECIPES, ViewConfig
-from sslcore.compare import VIT_ONLY_METHODS, backbones_for
 from sslcore.methods import METHODS
-from sslcore.runner import RunConfig
+from sslcore.runs import RunConfig
+from sslcore.runs.config import VIT_ONLY_METHODS, backbones_for, default_backbone
+from sslcore.workshop import KNOB_GROUPS, WorkshopError
+from ui.session import presets, workshop
+from ui.urlstate import data_default, fit
 
 
 def view_config_widgets(base: ViewConfig, key: str) -> ViewConfig:
@@ -55,52 +58,84 @@ def _option_widget(field: dataclasses.Field, key: str) -> Any:
     return default  # tuples and other structured defaults keep the method's value
 
 
+def folder_problem(dataset: str, data_dir: str, eval_dir: str = "") -> str | None:
+    """Why the folder fields cannot be used, or None: a folder must exist on the server and, in a
+    workshop, lie under a data root the teacher allows (a participant must not browse the server)."""
+    if dataset != "folder":
+        return None
+    settings = workshop()
+    for folder in (data_dir, eval_dir) if eval_dir else (data_dir,):
+        if settings.enabled:
+            try:
+                settings.check_folder(folder)
+            except WorkshopError as e:
+                return str(e)
+        if not Path(folder).expanduser().is_dir():
+            return f"'{folder}' is not a folder on the server."
+    return None
+
+
 def run_config_form(key: str = "train") -> RunConfig | None:
-    """The Train page's form; returns a config when submitted and valid, else None."""
-    method = st.selectbox("Method", sorted(METHODS), index=sorted(METHODS).index("simclr"), key=f"{key}_method")
+    """The Train page's form; returns a config when submitted and valid, else None.
+
+    In a workshop the class presets choose the methods offered, the default and longest budget, and
+    which groups of knobs are shown; hidden knobs keep their defaults.
+    """
+    class_presets = presets()
+    methods = sorted(class_presets.methods if class_presets else METHODS)
+    shown = set(class_presets.knobs if class_presets else KNOB_GROUPS)
+    default_budget = int(class_presets.default_seconds) if class_presets else 60
+    fit(f"{key}_method", methods, "the methods this class offers")
+    method = st.selectbox("Method", methods, index=methods.index("simclr") if "simclr" in methods else 0,
+                          key=f"{key}_method")
+    base = RunConfig(method=method, backbone=default_backbone(method))
+    dataset, data_dir, eval_dir = base.dataset, "", ""
+    backbone, image_size, batch_size = base.backbone, base.image_size, base.batch_size
+    budget_kind, budget, lr, seed = "seconds", default_budget, base.lr, base.seed
+    options: dict[str, Any] = {}
+    knn = {"knn_k": base.knn_k, "knn_t": base.knn_t, "knn_bank": base.knn_bank, "knn_test": base.knn_test,
+           "knn_every_seconds": base.knn_every_seconds, "knn_stages": base.knn_stages}
     with st.form(f"{key}_form"):
         c1, c2, c3 = st.columns(3)
-        with c1:
-            dataset = st.selectbox("Dataset", ["shapes", "digits", "folder"], key=f"{key}_data")
-            data_dir = st.text_input("Folder (for 'folder')", "", key=f"{key}_dir",
-                                     help="root/<class>/* (labelled: kNN is measured) or a flat folder")
-            eval_dir = st.text_input("Labelled eval folder (optional)", "", key=f"{key}_eval")
-        with c2:
-            backbones = backbones_for(method)
-            vit_only = method in VIT_ONLY_METHODS
-            # One widget key per list: a keyed selectbox keeps its value when its options change,
-            # which carried 'convnet' over to MAE.
-            backbone = st.selectbox("Backbone", backbones, index=backbones.index("vit_tiny" if vit_only else "convnet"),
-                                    key=f"{key}_bb_vit" if vit_only else f"{key}_bb")
-            image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], 32, key=f"{key}_size")
-            batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")
+        if "data" in shown:
+            with c1:
+                dataset = st.selectbox("Dataset", ["shapes", "digits", "folder"], key=f"{key}_data")
+                data_dir = st.text_input("Folder (for 'folder')", "", key=f"{key}_dir",
+                                         help="root/<class>/* (labelled: kNN is measured) or a flat folder")
+                eval_dir = st.text_input("Labelled eval folder (optional)", "", key=f"{key}_eval")
+        if "model" in shown:
+            with c2:
+                backbones = backbones_for(method)
+                vit_only = method in VIT_ONLY_METHODS
+                # One widget key per list: a keyed selectbox keeps its value when its options change,
+                # which carried 'convnet' over to MAE.
+                backbone = st.selectbox("Backbone", backbones, index=backbones.index(default_backbone(method)),
+                                        key=f"{key}_bb_vit" if vit_only else f"{key}_bb")
+                image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], 32, key=f"{key}_size")
+                batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")
         with c3:
-            budget_kind = st.radio("Budget", ["seconds", "steps"], horizontal=True, key=f"{key}_bk")
-            budget = st.number_input("Budget", 1, 100_000, 60, key=f"{key}_budget")
-            lr = st.number_input("Learning rate (AdamW)", 1e-5, 1.0, 2e-3, format="%.4g", key=f"{key}_lr")
-            seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}_seed"))
-        with st.expander(f"{method} options (defaults: our CPU values; the paper's are noted in the code)"):
-            options = {f.name: _option_widget(f, f"{key}_{method}_{f.name}")
-                       for f in dataclasses.fields(METHODS[method].Config) if f.name != "image_size"}
-        base = RunConfig()
-        with st.expander("Online kNN monitor (every kNN number of the run carries these)"):
-            m1, m2, m3 = st.columns(3)
-            knn_k = int(m1.number_input("k (neighbours)", 1, 500, base.knn_k, key=f"{key}_knn_k"))
-            knn_t = float(m1.number_input("T (temperature)", 0.001, 10.0, base.knn_t, format="%.3g", key=f"{key}_knn_t"))
-            knn_bank = int(m2.number_input("Bank images", 10, 100_000, base.knn_bank, step=500, key=f"{key}_knn_bank",
-                                           help="labelled training images searched for neighbours"))
-            knn_test = int(m2.number_input("Test images", 10, 50_000, base.knn_test, step=100, key=f"{key}_knn_test",
-                                           help="held-out images classified by their neighbours"))
-            knn_every = float(m3.number_input("Check every (s of training)", 1.0, 3600.0, base.knn_every_seconds,
-                                              key=f"{key}_knn_every", help="evaluation pauses the training clock"))
-            knn_stages = m3.checkbox("Every stage too", base.knn_stages, key=f"{key}_knn_stages",
-                                     help="the same kNN on each stage of the backbone, from the same forward pass: "
-                                          "pretext tasks keep what they learn in earlier stages")
+            if "budget" in shown:
+                budget_kind = st.radio("Budget", ["seconds", "steps"], horizontal=True, key=f"{key}_bk")
+                data_default(f"{key}_budget", default_budget)
+                budget = st.number_input("Budget", 1, 100_000, default_budget, key=f"{key}_budget")
+            if "optimiser" in shown:
+                lr = st.number_input("Learning rate (AdamW)", 1e-5, 1.0, 2e-3, format="%.4g", key=f"{key}_lr")
+                seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}_seed"))
+            if class_presets:
+                st.caption(f"This class trains for at most {class_presets.max_seconds:g} s per run.")
+        if "method options" in shown:
+            with st.expander(f"{method} options (defaults: our CPU values; the paper's are noted in the code)"):
+                options = {f.name: _option_widget(f, f"{key}_{method}_{f.name}")
+                           for f in dataclasses.fields(METHODS[method].Config) if f.name != "image_size"}
+        if "knn monitor" in shown:
+            with st.expander("Online kNN monitor (every kNN number of the run carries these)"):
+                knn = _knn_widgets(base, key)
         submitted = st.form_submit_button("Start training", type="primary")
     if not submitted:
         return None
-    if dataset == "folder" and not Path(data_dir).expanduser().is_dir():
-        st.error(f"'{data_dir}' is not a folder on the server.")
+    problem = folder_problem(dataset, data_dir, eval_dir)
+    if problem:
+        st.error(problem)
         return None
     defaults = {f.name: f.default for f in dataclasses.fields(METHODS[method].Config)}
     changed = {k: v for k, v in options.items() if v != defaults[k]}
@@ -108,12 +143,28 @@ def run_config_form(key: str = "train") -> RunConfig | None:
         return RunConfig(method=method, dataset=dataset, data_dir=data_dir or None, eval_dir=eval_dir or None,
                          backbone=backbone, image_size=image_size, batch_size=batch_size, lr=lr, seed=seed,
                          steps=int(budget) if budget_kind == "steps" else None,
-                         max_seconds=float(budget) if budget_kind == "seconds" else None, knn_k=knn_k, knn_t=knn_t,
-                         knn_bank=knn_bank, knn_test=knn_test, knn_every_seconds=knn_every, knn_stages=knn_stages,
-                         options=changed)
+                         max_seconds=float(budget) if budget_kind == "seconds" else None, options=changed, **knn)
     except ValueError as e:
         st.error(str(e))
         return None
+
+
+def _knn_widgets(base: RunConfig, key: str) -> dict[str, Any]:
+    m1, m2, m3 = st.columns(3)
+    return {
+        "knn_k": int(m1.number_input("k (neighbours)", 1, 500, base.knn_k, key=f"{key}_knn_k")),
+        "knn_t": float(m1.number_input("T (temperature)", 0.001, 10.0, base.knn_t, format="%.3g", key=f"{key}_knn_t")),
+        "knn_bank": int(m2.number_input("Bank images", 10, 100_000, base.knn_bank, step=500, key=f"{key}_knn_bank",
+                                        help="labelled training images searched for neighbours")),
+        "knn_test": int(m2.number_input("Test images", 10, 50_000, base.knn_test, step=100, key=f"{key}_knn_test",
+                                        help="held-out images classified by their neighbours")),
+        "knn_every_seconds": float(m3.number_input("Check every (s of training)", 1.0, 3600.0, base.knn_every_seconds,
+                                                   key=f"{key}_knn_every",
+                                                   help="evaluation pauses the training clock")),
+        "knn_stages": m3.checkbox("Every stage too", base.knn_stages, key=f"{key}_knn_stages",
+                                  help="the same kNN on each stage of the backbone, from the same forward pass: "
+                                       "pretext tasks keep what they learn in earlier stages"),
+    }
 
 
 def recipe_choice(key: str) -> ViewConfig:

@@ -7,9 +7,10 @@ import zipfile
 
 import streamlit as st
 
-from sslcore.runner import read_preview
 from sslcore.runs import ACTIVE, RunRecord
+from sslcore.runs.monitors import read_preview
 from sslcore.viz.figures import last_value, run_figures
+from ui.queue import run_actions, where_it_stands
 from ui.state import run_store
 
 
@@ -25,7 +26,7 @@ def status_line(record: RunRecord, metrics: dict) -> str:
     step = metrics["loss"][0][-1] if "loss" in metrics and metrics["loss"][0] else 0
     ips = last_value(metrics, "images_per_second")
     knn = last_value(metrics, "knn_top1")
-    parts = [f"**{record.status}**", f"step {step}"]
+    parts = [f"**{record.status}**", f"step {step}", f"by {record.owner_label}"]
     if ips:
         parts.append(f"{ips:.0f} images/s")
     if knn is not None:
@@ -45,7 +46,11 @@ def draw_run(record: RunRecord, key: str) -> None:
     metrics = run_store().metrics(record.id)
     st.markdown(status_line(record, metrics))
     if record.error:
-        (st.warning if record.status in ("stopped", "diverged") else st.error)(record.error)
+        (st.warning if record.status in ("stopped", "diverged", "cancelled", "interrupted") else st.error)(record.error)
+    waiting = where_it_stands(record)
+    if waiting:
+        st.info(waiting)
+        return
     if not metrics.get("loss"):
         st.info("Preparing data and measuring the random-init kNN baseline...")
         return
@@ -62,21 +67,32 @@ def draw_run(record: RunRecord, key: str) -> None:
                               f"{text.get('caption', '')}")
 
 
-def live_run(run_id: str, key: str = "live") -> None:
-    """Charts that refresh every second while the run is active, then stop polling."""
+def live_run(run_id: str, key: str = "live", allow_delete: bool = False) -> None:
+    """Charts that refresh every second while the run is active, then stop polling; the owner's actions."""
     active = run_store().get(run_id).status in ACTIVE
 
     @st.fragment(run_every=1.0 if active else None)
     def panel() -> None:
         record = run_store().get(run_id)
-        if record.status in ACTIVE and st.button("Stop", key=f"{key}_stop_{run_id}"):
-            run_store().request_stop(run_id)
-            st.toast("Stop requested: the run saves its checkpoint and ends after this step.")
+        run_actions(record, key, allow_delete)
         draw_run(record, key)
         if active and record.status not in ACTIVE:
             st.rerun()  # the run ended: rerun the page once so polling stops
 
     panel()
+
+
+def _fmt(x: float | None, spec: str = ".1f") -> str:
+    return "" if x is None else format(x, spec)
+
+
+def runs_table(records: list[RunRecord], key: str) -> None:
+    """Every run with its owner, status, budget spent and kNN beside its random init and protocol."""
+    st.dataframe([{"run": r.id, "owner": r.owner_label, "method": r.method, "dataset": r.dataset,
+                   "backbone": r.backbone, "status": r.status, "steps": r.summary.get("steps"),
+                   "seconds": r.summary.get("seconds"), "kNN top-1 %": _fmt(r.summary.get("knn_top1")),
+                   "random init %": _fmt(r.summary.get("knn_top1_random_init")),
+                   "protocol": protocol_text(r.summary)} for r in records], hide_index=True, key=f"{key}_table")
 
 
 def run_zip(run_id: str) -> bytes:
