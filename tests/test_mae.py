@@ -16,12 +16,12 @@ from sslcore.methods import METHODS, create_method
 from sslcore.methods.mae import MAE, MAEConfig, MAEReconstruction
 from sslcore.models import create_backbone
 from sslcore.models.vit import ids_from_mask, make_mask, patchify
-from sslcore.runs import RunConfig
+from sslcore.runs import RunConfig, RunStore
 from sslcore.runs.execute import execute
 from sslcore.runs.monitors import read_preview
 from sslcore.runs.saved import load_run
-from sslcore.runs import RunStore
 from sslcore.train import OptimConfig, fit
+from sslcore.viz import previews
 from sslcore.viz.mae import mae_reconstruct, panels, prepare_image
 
 
@@ -257,7 +257,7 @@ def test_norm_pix_model_reconstructs_in_normalised_space():
     model = create_method("mae", create_backbone("vit_tiny", 32), 32, norm_pix_loss=True)
     p = mae_reconstruct(model, torch.rand(3, 32, 32))
     assert p.space == "normalised patches" and p.psnr is None
-    assert "normalised" in model.preview_caption()
+    assert "normalised" in previews.caption(model)
 
 
 def test_execute_writes_the_preview(tmp_path):
@@ -273,7 +273,8 @@ def test_execute_writes_the_preview(tmp_path):
     assert image.shape == (4 * 96 + 3 * 2, 6 * 96 + 5 * 2, 3)  # 4 rows x 6 images upscaled 3x, 2 px gaps
     assert "loss_masked" in store.metrics(run_id) and "loss_visible" in store.metrics(run_id)
     method, _ = load_run(store.run_dir(run_id))
-    assert np.array_equal(method.preview(make_shapes(6, 32, 1).images), method.preview(make_shapes(6, 32, 1).images))
+    images = make_shapes(6, 32, 1).images
+    assert np.array_equal(previews.preview(method, images), previews.preview(method, images))
 
 
 def test_methods_without_preview_write_none(tmp_path):

@@ -16,6 +16,7 @@ from sslcore.methods.pretext import color_drop, crop_boxes, feature_grid, grid_b
 from sslcore.models import create_backbone
 from sslcore.models.decoders import ConvDecoder
 from sslcore.train import fit
+from sslcore.viz import previews
 from sslcore.viz.pretext import TASKS, draw_boxes, mosaic, task_preview
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -384,10 +385,10 @@ def test_previews_show_the_task_in_display_range():
 def test_live_preview_of_the_dense_tasks_leaves_the_model_alone(name):
     method = create_method(name, create_backbone("convnet", 32), 32).train()
     before = {k: v.clone() for k, v in method.state_dict().items()}
-    grid = method.preview(random_images(6))
+    grid = previews.preview(method, random_images(6))
     assert grid.dtype == np.uint8 and grid.shape == (4 * 96 + 3 * 2, 6 * 96 + 5 * 2, 3)  # 4 rows of 6, 3x upscaled
     assert method.training and all(torch.equal(before[k], v) for k, v in method.state_dict().items())
-    assert method.preview_caption().startswith("Rows:")
+    assert previews.caption(method).startswith("Rows:")
 
 
 def test_mosaic_and_boxes():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -72,15 +71,3 @@ class Method(nn.Module):
     def view_pipelines(self) -> list[BatchViews]:
         """The view pipelines this method trains with, for the augmentation preview."""
         return []
-
-    def preview(self, images: Tensor) -> np.ndarray | None:
-        """An (H, W, 3) uint8 picture of what the method makes of fixed held-out ``images``.
-
-        images: (N, 3, S, S) uint8. The runner refreshes it during training (e.g. MAE's
-        reconstructions); None when the method has nothing to show.
-        """
-        return None
-
-    def preview_caption(self) -> str:
-        """What the picture of :meth:`preview` shows, row by row."""
-        return ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -258,13 +257,3 @@ class Colorization(Method):
 
     def view_pipelines(self) -> list[BatchViews]:
         return [views(self.cfg)]
-
-    def preview(self, images: Tensor) -> np.ndarray:
-        from sslcore.viz.pretext import colorization_grid  # viz.pretext imports this module
-
-        return colorization_grid(self, images)
-
-    def preview_caption(self) -> str:
-        return ("Rows: image; gray input; predicted colours (the input's lightness with the predicted ab, "
-                f"{'annealed mean of the bins' if self.cfg.loss == 'classification' else 'regressed'}); "
-                "true colours at the target resolution.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -114,12 +113,3 @@ class Inpainting(Method):
 
     def view_pipelines(self) -> list[BatchViews]:
         return [views(self.cfg)]
-
-    def preview(self, images: Tensor) -> np.ndarray:
-        from sslcore.viz.pretext import inpainting_grid  # viz.pretext imports this module
-
-        return inpainting_grid(self, images)
-
-    def preview_caption(self) -> str:
-        return ("Rows: input with the hole in the mean colour; the decoder's whole output; the output pasted "
-                "into the hole; the image.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
 import torch
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import Block
@@ -16,7 +15,6 @@ from sslcore.losses import mae_loss
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.backbones import is_vit
 from sslcore.models.vit import MASK_STRATEGIES, ids_from_mask, make_mask, patchify, sincos_pos_embed
-from sslcore.viz.mae import preview_grid
 
 
 @dataclass(frozen=True)
@@ -225,12 +223,3 @@ class MAE(Method):
 
     def view_pipelines(self) -> list[BatchViews]:
         return [self.views]
-
-    def preview(self, images: Tensor) -> np.ndarray:
-        return preview_grid(self, images)
-
-    def preview_caption(self) -> str:
-        space = (" Norm-pix model: masked, reconstruction and pasted rows are in per-patch normalised space."
-                 if self.cfg.norm_pix_loss else "")
-        return ("Rows: original; masked input (grey patches hidden); reconstruction of every patch; "
-                f"reconstruction with the visible patches pasted back.{space}")

@@ -26,6 +26,7 @@ from sslcore.runs.monitors import KNNMonitor, MetricsRecorder, PreviewMonitor, p
 from sslcore.runs.store import ACTIVE, RunStore
 from sslcore.stages import has_stages, stage_protocols
 from sslcore.train import NonFiniteLossError, Snapshot, TrainState, bf16_supported, fit
+from sslcore.viz.previews import has_preview
 
 CHECKPOINT = "checkpoint.safetensors"  # the model, for viewers and evaluation (sslcore-method-v1)
 TRAIN_STATE = "train_state.safetensors"  # model, optimiser, counters and random stream, to resume
@@ -74,7 +75,7 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
             _measure_random_init(summary, method, monitor, scaled, store, run_id, log)
     store.set_summary(run_id, summary)
     preview = None
-    if type(method).preview is not Method.preview:
+    if has_preview(method):
         preview = PreviewMonitor(preview_images(train, test), run_dir / "preview.png",
                                  source="held-out" if test is not None else "training")
         callbacks.append(preview)

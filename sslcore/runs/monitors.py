@@ -17,6 +17,7 @@ from sslcore.paths import atomic_write
 from sslcore.runs.store import RunStore
 from sslcore.stages import knn_with_stages
 from sslcore.train import TrainState
+from sslcore.viz import previews
 
 
 class MetricsRecorder:
@@ -81,7 +82,8 @@ def train_scale_evaluator(method: Method, evaluator: KNNEvaluator) -> KNNEvaluat
 
 
 class PreviewMonitor:
-    """Writes ``method.preview`` of fixed held-out images to ``preview.png`` every ``every_seconds``.
+    """Writes the method's :func:`~sslcore.viz.previews.preview` of fixed held-out images to ``preview.png``
+    every ``every_seconds``.
 
     The first one right after the first step, so the panel shows up at once; the step and the method's
     caption travel in the PNG's text chunks, so picture and label are replaced in one atomic write.
@@ -97,9 +99,9 @@ class PreviewMonitor:
             self.write(method, state.step)
 
     def write(self, method: Method, step: int) -> None:
-        image = method.preview(self.images.to(next(method.parameters()).device))
+        image = previews.preview(method, self.images.to(next(method.parameters()).device))
         if image is not None:
-            text = {"step": str(step), "source": self.source, "caption": method.preview_caption()}
+            text = {"step": str(step), "source": self.source, "caption": previews.caption(method)}
             atomic_write(self.path, png_with_text(image, text))
 
 

@@ -191,7 +191,7 @@ def task_preview(task: str, image: Tensor, seed: int = 0) -> list[Panel]:
 
 
 # ---------------------------------------------------------------------------------------------
-# live previews of the dense tasks during training (Method.preview)
+# live previews of the dense tasks during training (sslcore.viz.previews)
 # ---------------------------------------------------------------------------------------------
 def _rows(rows: list[Tensor], min_size: int) -> np.ndarray:
     """Rows of (N, 3, S, S) [0, 1] tensors -> one uint8 grid, one column per image."""
