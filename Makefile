@@ -6,7 +6,7 @@ SHARED ?= ../shared/data
 TESTDATA := .cache/data
 PORT ?= 8501
 
-.PHONY: app test test-long test-fast bench testdata clean
+.PHONY: app workshop test test-long test-fast bench starter-pack testdata clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -21,6 +21,17 @@ $(STAMP): pyproject.toml | $(PY)
 
 app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+
+# A workshop server on the LAN: every interface, workshop mode on. Set SSLCORE_TEACHER_KEY (and, if you
+# like, SSLCORE_WORKSHOP_CODE and SSLCORE_DATA_ROOTS) in the environment first; README "Run a workshop".
+workshop: $(STAMP)
+	@[ -n "$$SSLCORE_TEACHER_KEY" ] || echo "note: SSLCORE_TEACHER_KEY is not set: the Teacher page stays locked"
+	SSLCORE_WORKSHOP=1 $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
+	    --server.address 0.0.0.0 --browser.gatherUsageStats false
+
+# Retrain the reference run of every method (assets/starter) after a default changes (about 25 min on 2 cores).
+starter-pack: $(STAMP)
+	$(VENV)/bin/sslcore starter-pack
 
 # Real data for tests and benchmarks, when ../shared/data is beside the checkout.
 testdata:

@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--note", default="", help="a sentence for the provenance note (e.g. where it was trained)")
     x.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("starter-pack", help="train the reference run of every method on shapes and write the pack "
+                                            "(assets/starter; the app installs it into every store)")
+    s.add_argument("--out", help="pack folder (default: assets/starter)")
+    s.add_argument("--methods", help="comma-separated subset (default: every registered method)")
+
     d = sub.add_parser("dispatcher", help="serve the queue in the foreground (the app and submit start one themselves)")
     d.add_argument("--root", help="run store folder (default: $SSLCORE_HOME/runs)")
     d.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds with nothing to do")
@@ -283,7 +288,11 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    runs = RunStore(args.out).list()
+    from sslcore.runs.starter import install_starter_pack
+
+    store = RunStore(args.out)
+    install_starter_pack(store)
+    runs = store.list()
     if args.json:
         print(json.dumps([_json_safe({"id": r.id, "status": r.status, "method": r.method, "dataset": r.dataset,
                                       "backbone": r.backbone, "owner": r.owner_label, "reference": r.reference,
@@ -312,6 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sslcore.runs.dispatcher import work
 
         work(RunStore(args.root), args.run_id, args.threads)
+        return 0
+    if args.command == "starter-pack":
+        from sslcore.runs.starter import build_starter_pack
+
+        refuse_multiprocess()
+        pack = build_starter_pack(Path(args.out) if args.out else None, args.methods.split(",") if args.methods else None)
+        print(json.dumps(_json_safe(pack), indent=2))
         return 0
     if args.command == "dispatcher":
         from sslcore.runs.dispatcher import dispatch

@@ -17,8 +17,10 @@ REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", ROOT / ".cache" / "data"))
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own SSLCORE_HOME: no test reads or writes ~/.sslcore. A dispatcher a test
-    starts exits 5 s after its queue empties instead of 120 s, so none outlives the suite for long."""
+    starts exits 5 s after its queue empties instead of 120 s, so none outlives the suite for long.
+    Stores start empty: the starter pack's tests install it themselves (tests/test_starter.py)."""
     monkeypatch.setenv("SSLCORE_HOME", str(tmp_path / "sslcore_home"))
+    monkeypatch.setenv("SSLCORE_STARTER_PACK", "0")
     monkeypatch.setenv("SSLCORE_DISPATCHER_IDLE_EXIT", "5")
 
 
@@ -48,11 +50,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    """The real app served by ``streamlit run`` on a free port, with its own run store; yields its URL."""
+def serve(home, extra_env: dict[str, str] | None = None):
+    """The real app served by ``streamlit run`` on a free port with run store ``home``; yields its URL."""
     port = free_port()
-    env = {**os.environ, "SSLCORE_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "SSLCORE_HOME": str(home), **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -79,15 +80,41 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def page():
-    """A page in headless Debian Chromium, with the flags this closed network needs."""
+def server(tmp_path):
+    """The app in single-user mode with its own run store (``tmp_path/home``); yields its URL."""
+    yield from serve(tmp_path / "home")
+
+
+@pytest.fixture
+def workshop_server(tmp_path):
+    """The app in workshop mode (code ``owl``, teacher key ``s3cret``); yields its URL."""
+    yield from serve(tmp_path / "home", {"SSLCORE_WORKSHOP": "1", "SSLCORE_WORKSHOP_CODE": "owl",
+                                         "SSLCORE_TEACHER_KEY": "s3cret"})
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium, with the flags this closed network needs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync"])
         try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1100})
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page of its own (one browser session)."""
+    return browser.new_page(viewport={"width": 1400, "height": 1100})
+
+
+def run_id_of(url: str) -> str:
+    """The ``run`` query parameter of a page's URL."""
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(url).query)["run"][0]

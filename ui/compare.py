@@ -21,8 +21,8 @@ X_AXES = {"step": "step", "seconds": "training seconds"}
 
 
 def label(record: RunRecord) -> str:
-    """Short, unique name of a run in legends: method and the id's random suffix."""
-    return f"{record.method} · {record.id.rsplit('-', 1)[-1]}"
+    """Short, unique name of a run in legends: method and the id's random suffix (or 'reference')."""
+    return f"{record.method} · {'reference' if record.reference else record.id.rsplit('-', 1)[-1]}"
 
 
 def comparison_table(records: list[RunRecord], key: str) -> None:

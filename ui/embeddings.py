@@ -27,8 +27,9 @@ from sslcore.data import DataError, load_split
 from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, nearest, score_table
 from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
-from sslcore.runs import RunConfig
+from sslcore.runs import DONE, RunConfig
 from sslcore.runs.build import load_data, make_evaluator
+from sslcore.runs.execute import CHECKPOINT
 from sslcore.runs.evaluate import evaluate_run
 from sslcore.runs.saved import load_run
 from sslcore.stages import StageReadout, has_stages, stage_rows
@@ -75,15 +76,14 @@ def _random_backbone(name: str, image_size: int) -> nn.Module:
 
 
 def _from_runs(key: str) -> FeatureSource | None:
-    runs = [r for r in run_store().list(status=("finished", "stopped"))
-            if (run_store().run_dir(r.id) / "checkpoint.safetensors").exists()]
+    runs = [r for r in run_store().list(status=DONE) if (run_store().run_dir(r.id) / CHECKPOINT).exists()]
     if not runs:
         st.info("No finished run yet: train one on the Train page, or look at a lab checkpoint or a random-init "
                 "backbone.")
         return None
     knn = {r.id: r.summary.get("knn_top1") for r in runs}
-    labels = {r.id: f"{r.id} ({r.backbone}" + ("" if knn[r.id] is None else f", kNN {knn[r.id]:.1f}%") + ")"
-              for r in runs}
+    labels = {r.id: f"{r.id} ({r.backbone}" + (", reference" if r.reference else f", {r.status}, by {r.owner_label}")
+              + ("" if knn[r.id] is None else f", kNN {knn[r.id]:.1f}%") + ")" for r in runs}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{key}_run")
     record = run_store().get(run_id)
     return FeatureSource(f"run:{run_id}", f"run {run_id}", int(record.config.get("image_size", 32)),

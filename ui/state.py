@@ -8,15 +8,18 @@ import streamlit as st
 from sslcore.runs import RunStore
 from sslcore.runs.dispatcher import ensure_dispatcher
 from sslcore.runs.scheduler import SlotPolicy
+from sslcore.runs.starter import install_starter_pack
 
 
 @st.cache_resource
 def run_store() -> RunStore:
     """One store per server process; its methods open their own connections, so sharing is safe.
 
-    Its dispatcher starts with the server, so runs queued before a restart go on training.
+    Its dispatcher starts with the server, so runs queued before a restart go on training; the
+    starter pack's reference runs are installed on first use (and again when the pack changes).
     """
     store = RunStore()
+    install_starter_pack(store)
     ensure_dispatcher(store)
     return store
 
