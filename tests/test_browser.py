@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from conftest import run_id_of
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +28,7 @@ def test_start_watch_stop_and_find_run(server, page, tmp_path):
     page.screenshot(path=str(tmp_path / "train.png"))
     page.get_by_role("button", name="Stop").click()
     page.get_by_text(re.compile(r"stopped · step \d+")).first.wait_for(timeout=90_000)
-    run_id = page.url.split("run=")[1]
+    run_id = run_id_of(page.url)
     page.goto(f"{server}/runs")
     # The runs table is a canvas grid: its cells are in the DOM for accessibility, not visible.
     page.locator("[role=gridcell]", has_text=run_id).first.wait_for(state="attached", timeout=60_000)
@@ -63,7 +64,7 @@ def test_train_page_runs_dino_and_mae(server, page, tmp_path, method, diagnostic
     # Every block of the ViT scored against its random init, in its own chart.
     page.get_by_text("kNN gain over random init, stage by stage").first.wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / f"train_{method}.png"), full_page=True)
-    run_id = page.url.split("run=")[1]
+    run_id = run_id_of(page.url)
     run_dir = tmp_path / "home" / "runs" / run_id
     assert (run_dir / "checkpoint.safetensors").exists()
     config = json.loads((run_dir / "config.json").read_text())

@@ -47,7 +47,8 @@ if loaded is not None and image is not None:
     kept = p.kept_mean if head is None else p.kept[head]
     cols = st.columns(3)
     cols[0].image(p.image, clamp=True,
-                  caption=f"input {p.image.shape[1]}x{p.image.shape[0]} (cropped to whole patches, aspect kept)")
+                  caption=f"input {p.image.shape[1]}x{p.image.shape[0]} (centre-cropped to whole patches and to at "
+                          "most 4:1, never squashed)")
     cols[1].image(overlay(p, alpha, head, contour), clamp=True,
                   caption=f"{view}, block {block + 1}: green outlines the patches holding {mass:.0%} "
                           f"({kept.mean():.0%} of the image)")
