@@ -24,6 +24,8 @@ from sslcore.runs.build import build_method, load_data, make_evaluator, resolve_
 from sslcore.runs.config import RunConfig
 from sslcore.runs.monitors import KNNMonitor, MetricsRecorder, PreviewMonitor, preview_images, train_scale_evaluator
 from sslcore.runs.store import ACTIVE, RunStore
+from sslcore.runs.timeline import TimelineMonitor
+from sslcore.runs.timeline import keep as keep_on_timeline
 from sslcore.stages import has_stages, stage_protocols
 from sslcore.train import NonFiniteLossError, Snapshot, TrainState, bf16_supported, fit
 from sslcore.viz.previews import has_preview
@@ -58,8 +60,8 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         store.truncate_metrics(run_id, -1)
         summary = _describe(cfg, method, device, len(train), str(run_dir))
     else:
-        summary = {**store.get(run_id).summary, "resumed_at": [*store.get(run_id).summary.get("resumed_at", []),
-                                                               snapshot.state.step]}
+        summary = dict(store.get(run_id).summary)
+        summary["resumed_at"] = [*summary.get("resumed_at", []), snapshot.state.step]
     recorder = MetricsRecorder(store, run_id)
     callbacks: list = [recorder]
     monitor = scaled = None
@@ -74,6 +76,10 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         if snapshot is None:
             _measure_random_init(summary, method, monitor, scaled, store, run_id, log)
     store.set_summary(run_id, summary)
+    timeline = TimelineMonitor(run_dir, cfg, snapshot.state.progress if snapshot else 0.0)
+    callbacks.append(timeline)
+    if snapshot is None:
+        keep_on_timeline(run_dir, method, cfg, 0, 0.0)  # random init: where the timeline starts
     preview = None
     if has_preview(method):
         preview = PreviewMonitor(preview_images(train, test), run_dir / "preview.png",

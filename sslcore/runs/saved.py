@@ -13,23 +13,26 @@ from sslcore.models.load import LoadedModel, export_part
 from sslcore.runs.build import build_method
 from sslcore.runs.config import RunConfig
 from sslcore.runs.execute import CHECKPOINT
-
-# A starter-pack checkpoint keeps only what the lab reads (the backbone, or all of an MAE): the
-# rest of the method (heads, targets, queues) is rebuilt at its random init.
-PARTIAL_KEY = "partial"
+from sslcore.runs.timeline import PARTIAL_KEY, path_at
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Method, RunConfig]:
-    """Rebuild a saved run's method (backbone and heads) from its folder, in eval mode."""
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", step: int | None = None) -> tuple[Method, RunConfig]:
+    """Rebuild a saved run's method from its folder, in eval mode: its final checkpoint, or the point
+    of its timeline at ``step`` (:mod:`sslcore.runs.timeline`).
+
+    A checkpoint that keeps only some parts (a timeline point, a starter-pack run: the backbone, or
+    all of an MAE) loads those; the rest of the method (heads, targets, queues) is at its random init.
+    """
     run_dir = Path(run_dir)
-    state, meta = load_checkpoint(run_dir / CHECKPOINT)
+    state, meta = load_checkpoint(run_dir / CHECKPOINT if step is None else path_at(run_dir, step))
     if "config" not in meta:
-        raise ValueError(f"{run_dir} has no run config in checkpoint.json")
+        raise ValueError(f"{run_dir} has no run config in its checkpoint's JSON")
     cfg = RunConfig.from_dict(meta["config"])
     method = build_method(cfg, torch.device(device))
-    if meta.get(PARTIAL_KEY):
+    prefixes = meta.get(PARTIAL_KEY)
+    if prefixes:
         expected = method.state_dict()
-        missing = [k for k in expected if k.startswith(meta[PARTIAL_KEY]) and k not in state]
+        missing = [k for k in expected if k.startswith(tuple(prefixes)) and k not in state]
         if missing or any(k not in expected for k in state):
             raise CheckpointError(f"{run_dir.name}'s checkpoint does not fit its method ({len(missing)} missing keys)")
         method.load_state_dict(state, strict=False)
@@ -38,11 +41,12 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[M
     return method.eval(), cfg
 
 
-def from_run(run_dir: str | Path) -> LoadedModel:
-    """A finished run's model: DINO's teacher, MAE with its decoder, or another method's ViT backbone."""
-    method, cfg = load_run(run_dir)
+def from_run(run_dir: str | Path, step: int | None = None) -> LoadedModel:
+    """A run's model for the viewers (at ``step`` of its timeline, else final): DINO's teacher, MAE with its
+    decoder, or another method's ViT backbone."""
+    method, cfg = load_run(run_dir, step=step)
     kind, prefix = export_part(cfg.method)
-    source = f"run {Path(run_dir).name} ({cfg.method}, {cfg.backbone})"
+    source = f"run {Path(run_dir).name} ({cfg.method}, {cfg.backbone}" + ("" if step is None else f", step {step}") + ")"
     arch = {"kind": kind, "method": cfg.method, "backbone": cfg.backbone, "image_size": cfg.image_size,
             "options": cfg.options}
     if kind == "mae":

@@ -31,7 +31,7 @@ from sslcore.models.load import assets_dir
 from sslcore.paths import atomic_write
 from sslcore.runs.config import RunConfig, default_backbone
 from sslcore.runs.execute import CHECKPOINT, execute
-from sslcore.runs.saved import PARTIAL_KEY
+from sslcore.runs.timeline import PARTIAL_KEY
 from sslcore.runs.store import RunStore
 
 PACK_FORMAT = "sslcore-starter-v1"
@@ -106,7 +106,7 @@ def build_starter_pack(out: Path | None = None, methods: list[str] | None = None
                           "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
             summary = {**summary, "run_dir": "", "provenance": provenance}
             save_checkpoint(target / CHECKPOINT, kept, {**meta, "summary": summary,
-                                                        **({PARTIAL_KEY: prefix} if prefix else {})},
+                                                        **({PARTIAL_KEY: [prefix]} if prefix else {})},
                             dtype=torch.float16)
             metrics = _thin(store.metrics(run_id))
             clock = store.step_seconds(run_id)
