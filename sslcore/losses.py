@@ -71,6 +71,26 @@ def info_nce_queue(q: Tensor, k: Tensor, queue: Tensor, temperature: float = 0.1
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
+def alignment_loss(z0: Tensor, z1: Tensor) -> Tensor:
+    """The positive pairs' term of a contrastive loss alone: ``2 - 2 cos(z0, z1)`` averaged over the batch.
+
+    Wang & Isola 2020 call it alignment; with no negatives (their uniformity term) nothing keeps
+    different images apart, and the cheapest minimum maps every image to one point. The collapse
+    lab trains SimCLR and MoCo with this loss to show what their negatives prevent.
+
+    Args:
+        z0, z1: (B, D) embeddings of two views; row i of each is a positive pair. Gradients reach
+            both (detach one to stop them, as MoCo's keys are).
+
+    Returns:
+        Scalar in [0, 4]; 0 when every pair points the same way.
+    """
+    if z0.shape != z1.shape or z0.dim() != 2:
+        raise ValueError(f"expected two (B, D) tensors of one shape, got {tuple(z0.shape)} and {tuple(z1.shape)}")
+    with _fp32(z0):
+        return (2 - 2 * F.cosine_similarity(z0.float(), z1.float(), dim=1)).mean()
+
+
 def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     """BYOL's normalised mean squared error (Grill et al. 2020, eq. 2).
 

@@ -98,6 +98,7 @@ class TrainState:
     lr: float = 0.0
     images_per_second: float = 0.0
     collapse_std: float = float("nan")  # std of L2-normalised embeddings; 1/sqrt(d) healthy, 0 collapsed
+    effective_rank: float = float("nan")  # of the batch's embeddings; near 1 when they span one direction
     embedding_dim: int = 0  # d of the embeddings the collapse monitor watches
     logs: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
@@ -124,6 +125,16 @@ def collapse_std(embedding: Tensor) -> float:
     """Mean over dimensions of the batch std of L2-normalised embeddings (B, D) (BYOL/SimSiam monitor)."""
     z = torch.nn.functional.normalize(embedding.float(), dim=1)
     return z.std(0).mean().item()
+
+
+def effective_rank(embedding: Tensor) -> float:
+    """Effective rank of L2-normalised, centred embeddings (B, D): ``exp`` of the entropy of their
+    normalised singular values (Roy & Vetterli 2007). Between 1 (every image on one line: collapse to
+    a dimension) and min(B, D) (spread evenly over every direction)."""
+    z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    s = torch.linalg.svdvals(z - z.mean(0))
+    p = s / s.sum().clamp_min(1e-12)
+    return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
 
 
 def batches(images: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
@@ -208,6 +219,7 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
         state.loss = loss.item()
         if out.embedding is not None:
             state.collapse_std, state.embedding_dim = collapse_std(out.embedding), out.embedding.shape[1]
+            state.effective_rank = effective_rank(out.embedding)
         state.logs = dict(out.logs)
         state.progress = max(state.step / steps if steps else 0.0,
                              (state.seconds / max_seconds) if max_seconds else 0.0)

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslcore.losses import byol_loss, centred_teacher, dino_cross_entropy, dino_loss, info_nce_queue, nt_xent, sinkhorn_knopp
+from sslcore.losses import (alignment_loss, byol_loss, centred_teacher, dino_cross_entropy, dino_loss, info_nce_queue,
+                            nt_xent, sinkhorn_knopp)
 
 
 def nt_xent_reference(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -305,3 +306,16 @@ def test_dino_rejects_bad_input():
         dino_loss([x, x], [x, x], torch.zeros(1, 4), teacher_temp=0.0)
     with pytest.raises(ValueError, match="temperature > 0"):
         sinkhorn_knopp(x, 0.0)
+
+
+def test_alignment_loss_is_the_positive_term_alone():
+    z = torch.randn(8, 16)
+    assert alignment_loss(z, 3 * z).item() == pytest.approx(0.0, abs=1e-6)  # same directions: 0
+    assert alignment_loss(z, -z).item() == pytest.approx(4.0, abs=1e-5)
+    a, b = torch.tensor([[2.0, 1.0]]), torch.tensor([[3.0, 2.0]])
+    assert alignment_loss(a, b).item() == pytest.approx(2 - 2 * 8 / (5 ** 0.5 * 13 ** 0.5), abs=1e-6)
+    # It equals BYOL's loss when the second argument is detached; here gradients reach both sides.
+    z0, z1 = torch.randn(4, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True)
+    alignment_loss(z0, z1).backward()
+    assert z0.grad.abs().sum() > 0 and z1.grad.abs().sum() > 0
+    assert alignment_loss(z0, z1).item() == pytest.approx(byol_loss(z0, z1).item())

@@ -280,6 +280,35 @@ def test_dino_collapse_alarm_fires_on_a_uniform_teacher():
     assert out.logs["collapse_alarm"] == 1.0 and out.logs["teacher_entropy"] == pytest.approx(math.log(32), rel=1e-4)
 
 
+def test_collapse_lab_switches_remove_each_anti_collapse_device():
+    """The switches the collapse lab flips: each removes exactly the device the lesson is about."""
+    byol = build("byol", predictor=False)
+    assert isinstance(byol.predictor, torch.nn.Identity) and not list(byol.predictor.parameters())
+    online = build("byol", target="online")
+    step(online)
+    online.on_step_end(0.5)  # momentum 0: the target becomes the online network, stop-gradient kept
+    assert online.momentum == 0.0
+    assert all(torch.equal(t, o) for t, o in zip(online.target_backbone.state_dict().values(),
+                                                 online.backbone.state_dict().values()))
+    with pytest.raises(ValueError, match="target"):
+        METHODS["byol"].Config(target="mirror")
+    images, g = batch(), torch.Generator().manual_seed(0)
+    simclr = build("simclr", negatives=False)
+    out = simclr.training_step(images, g)
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([simclr.views(images, g), simclr.views(images, g)])
+    with torch.no_grad():
+        z = simclr.projector(simclr.backbone(x)).float()
+    b = len(images)
+    expected = (2 - 2 * F.cosine_similarity(z[:b], z[b:], dim=1)).mean()
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-4)  # the positive term alone
+    moco = build("moco", negatives=False)
+    assert 0 <= moco.training_step(batch(), torch.Generator()).loss.item() <= 4  # alignment, not InfoNCE's log K
+    dino = build("dino", local_crops=0, out_dim=16, centering="none")
+    out = dino.training_step(batch(), torch.Generator())
+    assert torch.equal(dino.center, torch.zeros(1, 16)) and math.isfinite(out.loss.item())  # no centre moves
+
+
 def test_dino_last_layer_is_frozen_at_first():
     dino = build("dino", freeze_last_layer_frac=0.1)
     step(dino)

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from sslcore.methods.base import Method, StepOutput
-from sslcore.train import NonFiniteLossError, OptimConfig, batches, collapse_std, cosine_schedule, fit, make_optimizer
+from sslcore.train import (NonFiniteLossError, OptimConfig, batches, collapse_std, cosine_schedule, effective_rank, fit,
+                           make_optimizer)
 
 
 def test_cosine_schedule_endpoints():
@@ -124,3 +125,12 @@ def test_finite_loss_guard_keeps_last_good_weights():
 def test_fit_needs_a_budget():
     with pytest.raises(ValueError, match="budget"):
         fit(Regress(), data(), batch_size=16)
+
+
+def test_effective_rank_counts_the_directions_embeddings_use():
+    torch.manual_seed(0)
+    assert effective_rank(torch.randn(256, 8)) == pytest.approx(8, rel=0.1)  # isotropic in 8 dimensions
+    line = torch.randn(256, 1) @ torch.randn(1, 64)  # every embedding on one line through the origin
+    assert effective_rank(line + 1e-4 * torch.randn(256, 64)) < 1.5
+    two = torch.cat([torch.randn(256, 2), torch.zeros(256, 62)], 1)
+    assert effective_rank(two) == pytest.approx(2, rel=0.15)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +35,14 @@ class BYOLConfig:
     # at 32 px, where SimCLR also turns it off on CIFAR-10: a 32 px image has little detail to lose.
     blur_p: tuple[float, float] = (0.0, 0.0)
     solarize_p: tuple[float, float] = (0.0, 0.2)
+    # The collapse lab's switches: without the predictor the online projection regresses the target
+    # directly; with target 'online' the target is the online network itself (momentum 0, stop-gradient kept).
+    predictor: bool = True
+    target: str = field(default="ema", metadata={"choices": ("ema", "online")})
 
     def __post_init__(self) -> None:
+        if self.target not in ("ema", "online"):
+            raise ValueError(f"target must be 'ema' or 'online', got {self.target!r}")
         if not 0 <= self.base_momentum <= 1:
             raise ValueError(f"base_momentum must be in [0, 1], got {self.base_momentum}")
         if self.predictor_lr_scale <= 0:
@@ -80,7 +86,7 @@ class BYOL(Method):
     def __init__(self, backbone: nn.Module, cfg: BYOLConfig = BYOLConfig()) -> None:
         super().__init__(backbone, cfg)
         self.projector = mlp((backbone.num_features, cfg.hidden_dim, cfg.out_dim), last_bn=cfg.projector_bn)
-        self.predictor = mlp((cfg.out_dim, cfg.hidden_dim, cfg.out_dim))
+        self.predictor = mlp((cfg.out_dim, cfg.hidden_dim, cfg.out_dim)) if cfg.predictor else nn.Identity()
         self.target_backbone = copy_frozen(backbone)
         self.target_projector = copy_frozen(self.projector)
         self.momentum = cfg.base_momentum  # tau of the latest target update
@@ -115,7 +121,7 @@ class BYOL(Method):
         return [(self.target_backbone, self.backbone), (self.target_projector, self.projector)]
 
     def on_step_end(self, progress: float) -> None:
-        self.momentum = momentum_schedule(progress, self.cfg.base_momentum)
+        self.momentum = momentum_schedule(progress, self.cfg.base_momentum) if self.cfg.target == "ema" else 0.0
         for target, online in self.ema_pairs():
             ema_update(target, online, self.momentum)
 

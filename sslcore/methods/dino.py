@@ -16,7 +16,7 @@ from sslcore.models.backbones import is_vit
 from sslcore.models.ema import copy_frozen, ema_update, momentum_schedule
 from sslcore.models.heads import float32_forward
 
-CENTERINGS = ("mean", "sinkhorn")
+CENTERINGS = ("mean", "sinkhorn", "none")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class DINOConfig:
     warmup_teacher_temp: float = 0.04  # paper: 0.04
     warmup_teacher_temp_frac: float = 0.3  # paper: 30 epochs
     # "mean": subtract an EMA of the batch mean (paper, momentum 0.9); "sinkhorn": DINOv2's
-    # Sinkhorn-Knopp equipartition of each batch (Oquab et al. 2023), no running centre.
+    # Sinkhorn-Knopp equipartition of each batch (Oquab et al. 2023), no running centre; "none": the
+    # collapse lab's switch (sharpening alone lets one dimension win: Caron et al. 2021, sec. 5.3).
     centering: str = field(default="mean", metadata={"choices": CENTERINGS})
     center_momentum: float = 0.9  # paper: 0.9
     base_momentum: float = 0.99  # paper: 0.996 (cosine to 1); lower so the teacher keeps up in short runs
@@ -177,6 +178,8 @@ class DINO(Method):
         teacher_temp = self.teacher_temp()
         if c.centering == "sinkhorn":
             p_teacher = sinkhorn_knopp(teacher_logits, teacher_temp)  # (2B, K)
+        elif c.centering == "none":
+            p_teacher = F.softmax(teacher_logits.float() / teacher_temp, dim=-1)  # (2B, K)
         else:
             p_teacher = centred_teacher(teacher_logits, self.center, teacher_temp)  # (2B, K)
             self.center.copy_(update_center(self.center, teacher_logits, c.center_momentum))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, color_jitter, recipe, view_size
-from sslcore.losses import info_nce_queue
+from sslcore.losses import alignment_loss, info_nce_queue
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.ema import copy_frozen, ema_update
 from sslcore.models.heads import float32_forward, mlp
@@ -31,6 +31,8 @@ class MoCoConfig:
     rotation: float = 0.0  # paper: none (max degrees; for data with no upright pose)
     color_strength: float = 0.5  # paper (v2): 0.5, SimCLR's jitter (0.4, 0.4, 0.4, 0.1) with p 0.8
     symmetric: bool = False  # paper: off; on, both views serve as query and key (MoCo v3 style, 2x cost)
+    # The collapse lab's switch: off, queries only align with their keys (losses.alignment_loss).
+    negatives: bool = True
 
     def __post_init__(self) -> None:
         if self.queue_size < 1 or not 0 <= self.momentum <= 1 or self.temperature <= 0:
@@ -82,6 +84,8 @@ class MoCo(Method):
 
     def contrast(self, q: Tensor, k: Tensor, negatives: Tensor) -> Tensor:
         """InfoNCE of queries (B, D) against their keys (B, D) and the (K', D) queued negatives."""
+        if not self.cfg.negatives:
+            return alignment_loss(q, k.detach())
         if len(negatives):
             return info_nce_queue(q, k, negatives, self.cfg.temperature)
         # Only the very first step meets an empty queue: rather than a loss of log(1) = 0 with no

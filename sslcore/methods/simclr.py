@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from sslcore.augment import BatchViews, color_jitter, recipe, view_size
-from sslcore.losses import nt_xent
+from sslcore.losses import alignment_loss, nt_xent
 from sslcore.methods.base import Method, StepOutput
 from sslcore.models.heads import mlp
 
@@ -25,6 +25,8 @@ class SimCLRConfig:
     view_scale: float = 0.75  # paper: 1.0
     rotation: float = 0.0  # paper: none (max degrees of random rotation; for data with no upright pose)
     color_strength: float = 0.5  # paper: 0.5 on CIFAR-10, 1.0 on ImageNet (jitter 0.8s/0.8s/0.8s/0.2s)
+    # The collapse lab's switch: off, only the positive pairs' term remains (losses.alignment_loss).
+    negatives: bool = True
 
 
 class SimCLR(Method):
@@ -44,7 +46,7 @@ class SimCLR(Method):
         # One pass over both views: half the kernel launches and a BatchNorm over 2B samples.
         x = torch.cat([self.views(images, generator), self.views(images, generator)])
         z = self.projector(self.backbone(x)).float()  # (2B, out_dim)
-        loss = nt_xent(z[:b], z[b:], self.cfg.temperature)
+        loss = nt_xent(z[:b], z[b:], self.cfg.temperature) if self.cfg.negatives else alignment_loss(z[:b], z[b:])
         return StepOutput(loss=loss, embedding=z[:b].detach())
 
     def view_pipelines(self) -> list[BatchViews]:

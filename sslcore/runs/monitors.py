@@ -30,7 +30,7 @@ class MetricsRecorder:
 
     def on_step(self, state: TrainState, method: Method) -> None:
         values = {"loss": state.loss, "lr": state.lr, "images_per_second": state.images_per_second,
-                  "collapse_std": state.collapse_std, **state.logs}
+                  "collapse_std": state.collapse_std, "effective_rank": state.effective_rank, **state.logs}
         if state.step == 1 and state.embedding_dim:
             values["collapse_reference"] = state.embedding_dim ** -0.5
         self.pending.append((state.step, state.seconds, values))
