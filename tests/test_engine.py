@@ -117,3 +117,24 @@ def test_nan_loss_marks_run_diverged(tmp_path):
     # The method's whole config is on record, the defaults the run did not set included.
     assert summary["method_config"] == asdict(SimCLR.Config())
     assert store.get(run_id).summary["method_config"] == json.loads(json.dumps(asdict(SimCLR.Config())))
+
+
+def test_cli_defects_found_while_trying_the_workshop(tmp_path):
+    # MAE without --backbone trains on vit_tiny, as the app does (it used to fail: "MAE needs a ViT backbone").
+    result = cli("train", "--method", "mae", "--steps", "2", "--batch-size", "16", "--train-size", "64",
+                 "--knn-bank", "50", "--knn-test", "50", "--out", str(tmp_path), "--json")
+    assert json.loads((Path(result["run_dir"]) / "config.json").read_text())["backbone"] == "vit_tiny"
+    # eval --json reports the steps a time-budgeted run trained (it printed null).
+    timed = cli("train", "--max-seconds", "2", "--batch-size", "16", "--train-size", "64", "--knn-bank", "50",
+                "--knn-test", "50", "--out", str(tmp_path), "--json")
+    evaluated = cli("eval", "--run", timed["run_dir"], "--knn", "--knn-bank", "50", "--knn-test", "50", "--json")
+    assert evaluated["steps"] == timed["steps"] > 0
+    # runs --json prints JSON and nothing else (the table used to follow it).
+    listed = subprocess.run([sys.executable, "-m", "sslcore", "runs", "--out", str(tmp_path), "--json"],
+                            capture_output=True, text=True, check=True).stdout
+    assert {r["status"] for r in json.loads(listed)} == {"finished"}
+    # Under torchrun every rank would train an unrelated run: refused with a message until DDP exists.
+    out = subprocess.run([sys.executable, "-m", "sslcore", "train", "--steps", "1", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "2", "RANK": "1"})
+    assert out.returncode != 0 and "Multi-process training is not built yet" in out.stderr
+    assert "Traceback" not in out.stderr
