@@ -15,12 +15,13 @@ from sslcore.runs.starter import install_starter_pack
 def run_store() -> RunStore:
     """One store per server process; its methods open their own connections, so sharing is safe.
 
-    Its dispatcher starts with the server, so runs queued before a restart go on training; the
+    Its dispatcher starts with the server when runs wait (queued before a restart), so they go on; the
     starter pack's reference runs are installed on first use (and again when the pack changes).
     """
     store = RunStore()
     install_starter_pack(store)
-    ensure_dispatcher(store)
+    if store.list(status=("queued",)):
+        ensure_dispatcher(store)
     return store
 
 
