@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).parents[1] / "app.py")
 PAGES = ["views/home.py", "views/augmentations.py", "views/train.py", "views/runs.py", "views/attention.py",
          "views/mae.py", "views/concepts.py", "views/compare.py", "views/pretext.py",
-         "views/embeddings.py", "views/practice.py", "views/collapse.py"]
+         "views/embeddings.py", "views/practice.py", "views/collapse.py", "views/lessons.py"]
 
 
 @pytest.fixture
