@@ -24,6 +24,9 @@ pages = {
     ],
     "Learn": [
         st.Page("views/concepts.py", title="Concepts", icon=":material/school:"),
+        st.Page("views/collapse.py", title="Collapse lab", icon=":material/compress:"),
+        st.Page("views/practice.py", title="Practice", icon=":material/quiz:"),
+        st.Page("views/lessons.py", title="Lessons", icon=":material/menu_book:"),
     ],
 }
 if workshop().enabled:

@@ -21,16 +21,21 @@ def _within_presets(configs: Sequence[RunConfig]) -> list[RunConfig]:
     return list(configs) if found is None else [found.apply(c) for c in configs]
 
 
-def submit_run(cfg: RunConfig) -> str | None:
-    """Queue ``cfg`` for this session's participant (within the class presets and their cap); the
-    refusal, if any, as a message. Returns the run id."""
+def submit_runs(configs: Sequence[RunConfig], group_id: str = "") -> list[str] | None:
+    """Queue ``configs`` for this session's participant (within the class presets and their cap); the
+    refusal, if any, as a message. Returns the run ids."""
     try:
-        run_id = submit(run_store(), _within_presets([cfg]), actor(), max_queued=max_queued())[0]
+        run_ids = submit(run_store(), _within_presets(configs), actor(), group_id=group_id, max_queued=max_queued())
     except (QueueError, WorkshopError) as e:
         st.error(str(e))
         return None
     ensure_dispatcher(run_store())
-    return run_id
+    return run_ids
+
+
+def submit_run(cfg: RunConfig) -> str | None:
+    run_ids = submit_runs([cfg])
+    return run_ids[0] if run_ids else None
 
 
 def start_race(configs: Sequence[RunConfig]) -> str | None:
