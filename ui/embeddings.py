@@ -28,7 +28,7 @@ from sslcore.eval import EvalPlan, FineTuneConfig, evaluate, extract_features, n
 from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
 from sslcore.runs import DONE, RunConfig
-from sslcore.runs.build import load_data, make_evaluator
+from sslcore.runs.build import build_method, load_data, make_evaluator
 from sslcore.runs.execute import CHECKPOINT
 from sslcore.runs.evaluate import evaluate_run
 from sslcore.runs.saved import load_run
@@ -38,6 +38,7 @@ from sslcore.viz.projection import pca, project
 from ui.images import image_grid
 from ui.models import FILE, HUB, RANDOM, RUNS, SHIPPED, pick_file, pick_hub, pick_shipped, show_source
 from ui.state import run_store
+from ui.timeline import pick_step
 
 LABEL_FRACTIONS = (0.01, 0.1, 1.0)
 MAX_JOBS = 24
@@ -50,22 +51,33 @@ MAX_JOBS = 24
 class FeatureSource:
     """A backbone to embed with.
 
-    ``run_dir`` set: scores get random-init and supervised references from the run's config.
-    ``reference`` set (checkpoints): a random-init copy of the same architecture to score beside it.
+    ``run_dir`` set (a run's final checkpoint): scores get random-init and supervised references from the
+    run's config. ``reference`` set (checkpoints, a point of a run's timeline): a random-init copy of the
+    same architecture to score beside it, in a column named ``name``.
     """
 
-    key: str  # cache key, e.g. "run:<id>", "random:convnet:32" or "checkpoint:<source>"
+    key: str  # cache key, e.g. "run:<id>@final", "run:<id>@120", "random:convnet:32" or "checkpoint:<source>"
     label: str
     image_size: int
     load: Callable[[], nn.Module] = field(compare=False)
     run_dir: Path | None = None
     reference: Callable[[], nn.Module] | None = field(default=None, compare=False)
+    name: str = "checkpoint"  # the scores' column of a source with a ``reference``
 
 
-@st.cache_resource(max_entries=4)
-def _run_backbone(run_id: str) -> nn.Module:
-    method, _ = load_run(run_store().run_dir(run_id))
+@st.cache_resource(max_entries=6)  # a run's whole timeline (4 points and its final model) while scrubbing
+def _run_backbone(run_id: str, step: int | None = None) -> nn.Module:
+    """Run ``run_id``'s backbone at ``step`` of its timeline (None: its final checkpoint)."""
+    method, _ = load_run(run_store().run_dir(run_id), step=step)
     return method.backbone.eval()
+
+
+@st.cache_resource(max_entries=2)
+def _run_init_backbone(run_id: str) -> nn.Module:
+    """Run ``run_id``'s backbone at its own seeded random init, in float32: the reference of its timeline's points."""
+    cfg = RunConfig.from_dict(run_store().get(run_id).config)
+    with torch.random.fork_rng():  # build_method seeds the process-wide RNG, shared by every session
+        return build_method(cfg, torch.device("cpu")).backbone.eval()
 
 
 @st.cache_resource(max_entries=4)
@@ -85,9 +97,19 @@ def _from_runs(key: str) -> FeatureSource | None:
     labels = {r.id: f"{r.id} ({r.backbone}" + (", reference" if r.reference else f", {r.status}, by {r.owner_label}")
               + ("" if knn[r.id] is None else f", kNN {knn[r.id]:.1f}%") + ")" for r in runs}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{key}_run")
+    step = pick_step(run_id, key)
     record = run_store().get(run_id)
-    return FeatureSource(f"run:{run_id}", f"run {run_id}", int(record.config.get("image_size", 32)),
-                         lambda: _run_backbone(run_id), run_store().run_dir(run_id))
+    size = int(record.config.get("image_size", 32))
+    if step is None:
+        final = record.summary.get("steps")
+        label = f"run {run_id}" + ("" if final is None else f" at step {final} (final)")
+        return FeatureSource(f"run:{run_id}@final", label, size, lambda: _run_backbone(run_id),
+                             run_store().run_dir(run_id))
+    # A point of the timeline: scored beside the run's own random init; the references that need the run's
+    # budget (supervised, fine-tuning) and the stage-by-stage kNN are for its final checkpoint.
+    return FeatureSource(f"run:{run_id}@{step}", f"run {run_id} at step {step}", size,
+                         lambda: _run_backbone(run_id, step), reference=lambda: _run_init_backbone(run_id),
+                         name=f"step {step}")
 
 
 def _random_init(key: str) -> FeatureSource | None:
@@ -425,7 +447,7 @@ def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
         if source.run_dir is None:
             # Resolved here, in the script thread: cached resources are not for background threads.
             models = ([("random init", source.load())] if source.reference is None
-                      else [("checkpoint", source.load()), ("random init", source.reference())])
+                      else [(source.name, source.load()), ("random init", source.reference())])
             submit("scores", job_key, _frozen_scores, models, source.image_size, data,
                    EvalPlan(fractions=LABEL_FRACTIONS), progress=True)
         else:
@@ -437,8 +459,12 @@ def scores_panel(source: FeatureSource, data: DataChoice, key: str) -> None:
         submit("scores", stages_key, _stage_scores, source.run_dir, data)
     jobs = [job for job in (find_job(job_key), find_job(stages_key)) if job is not None]
     if not jobs:
+        on_request = " (and a supervised reference on request)" if source.run_dir is not None else ""
         st.caption("kNN and linear probes with 1%, 10% and 100% of the labels, each beside the same "
-                   "architecture at random init (and a supervised reference on request).")
+                   f"architecture at random init{on_request}.")
+        if source.key.startswith("run:") and source.run_dir is None:  # a point of a run's timeline
+            st.caption(f"At {source.name} the run is scored beside its own random init; the supervised and "
+                       "fine-tuned references and the stage-by-stage kNN are offered at its final step.")
     for job in jobs:
         _job_panel(job)
 

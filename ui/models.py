@@ -12,6 +12,7 @@ from sslcore.models import load
 from sslcore.models.load import LoadedModel
 from sslcore.runs.saved import from_run
 from ui.state import run_store
+from ui.timeline import pick_step
 
 SHIPPED, RANDOM, RUNS, FILE = "lab checkpoint", "random init", "my runs", "local file"
 HUB = {"vit": "timm hub (online)", "mae": "HF hub (online)"}
@@ -32,9 +33,10 @@ def shipped_model(name: str) -> LoadedModel:
     return load.load_shipped(name)
 
 
-@st.cache_resource(max_entries=4)
-def run_model(run_id: str) -> LoadedModel:
-    return from_run(run_store().run_dir(run_id))
+@st.cache_resource(max_entries=6)  # a run's whole timeline (4 points and its final model) while scrubbing
+def run_model(run_id: str, step: int | None = None) -> LoadedModel:
+    """Run ``run_id``'s model at ``step`` of its timeline (None: its final checkpoint)."""
+    return from_run(run_store().run_dir(run_id), step=step)
 
 
 @st.cache_resource(max_entries=2)
@@ -102,7 +104,8 @@ def _pick(kind: str, source: str, key: str) -> LoadedModel | None:
             hint = "MAE" if kind == "mae" else "DINO (or MAE) with a vit_tiny backbone"
             st.info(f"No finished run for this page yet: train {hint} on the Train page.")
             return None
-        return run_model(st.selectbox("Run", runs, key=f"{key}_run"))
+        run_id = st.selectbox("Run", runs, key=f"{key}_run")
+        return run_model(run_id, pick_step(run_id, key))
     if source == FILE:
         return pick_file("DINO ViT" if kind == "vit" else "MAE", key)
     return pick_hub(kind, key)
