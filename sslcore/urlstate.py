@@ -355,8 +355,7 @@ def _schemas() -> dict[str, PageSchema]:
     from sslcore.augment import RECIPES
     from sslcore.concepts import COSINE_PRESETS
     from sslcore.methods import METHODS
-    from sslcore.models import BACKBONES
-    from sslcore.models import load
+    from sslcore.models import BACKBONES, load
     from sslcore.runs.config import RunConfig, backbones_for
 
     def image(prefix: str) -> tuple[Field, ...]:

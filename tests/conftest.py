@@ -44,6 +44,23 @@ def pytest_collection_modifyitems(items):
             item.add_marker(skip)
 
 
+def open_app(page: str | None = None, timeout: float = 120):
+    """The real app in AppTest, on ``page`` (a views/ file), with Streamlit's caches cleared first:
+    AppTest reuses one session id and the caches outlive a test. Fails on any exception."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,13 +1,11 @@
 """Every page renders in AppTest, and the Train form drives a real run into the Runs table."""
 
 import time
-from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).parents[1] / "app.py")
+from conftest import open_app
+
 PAGES = ["views/home.py", "views/augmentations.py", "views/train.py", "views/runs.py", "views/attention.py",
          "views/mae.py", "views/concepts.py", "views/compare.py", "views/pretext.py",
          "views/embeddings.py", "views/practice.py", "views/collapse.py", "views/lessons.py"]
@@ -15,12 +13,7 @@ PAGES = ["views/home.py", "views/augmentations.py", "views/train.py", "views/run
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    assert not app.exception
-    return app
+    return open_app()
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -89,7 +82,7 @@ def test_train_form_offers_dino_centrings_as_choices(at):
     at.run()
     at.selectbox(key="train_method").select("dino").run()
     centering = at.selectbox(key="train_dino_centering")
-    assert centering.value == "mean" and centering.options == ["mean", "sinkhorn"]
+    assert centering.value == "mean" and centering.options == ["mean", "sinkhorn", "none"]
 
 
 def test_runs_page_shows_the_mae_preview(at):

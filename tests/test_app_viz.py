@@ -3,18 +3,16 @@
 import io
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore import data
 
-APP = str(Path(__file__).parents[1] / "app.py")
 PAGES = {"views/attention.py": "att", "views/mae.py": "mae"}
 
 
@@ -30,17 +28,7 @@ def photo(w: int = 90, h: int = 60) -> Image.Image:
 
 @pytest.fixture
 def app():
-    def open_page(page: str) -> AppTest:
-        st.cache_resource.clear()
-        st.cache_data.clear()
-        at = AppTest.from_file(APP, default_timeout=120)
-        at.run()
-        at.switch_page(page)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return open_page
+    return open_app
 
 
 def upload_image(at: AppTest, key: str, name: str, payload: bytes) -> AppTest:

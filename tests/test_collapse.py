@@ -2,18 +2,15 @@
 
 import math
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.collapse import ABLATIONS, BY_KEY, ablation_of, is_broken, lab_configs, new_group, verdict
 from sslcore.runs import RunConfig, RunStore
 from sslcore.runs.execute import execute
 from sslcore.runs.scheduler import OPERATOR, cancel
 
-APP = str(Path(__file__).parents[1] / "app.py")
 
 
 def test_pairs_differ_only_in_the_device():
@@ -68,11 +65,7 @@ def test_each_ablation_collapses_and_its_intact_twin_does_not(tmp_path, key):
 
 
 def test_the_page_queues_both_variants_as_one_experiment():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("views/collapse.py").run()
+    at = open_app("views/collapse.py")
     assert any("No experiment" in i.value for i in at.info)
     at.selectbox(key="collapse_ablation").set_value(BY_KEY["dino-no-centring"]).run()
     at.button(key="FormSubmitter:collapse_form-Train the broken and the intact variant").click().run()

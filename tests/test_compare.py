@@ -2,13 +2,11 @@
 
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.compare import (align_curves, comparison_rows, differences,
                              embed_runs, fairness_flags, lane, launch_race, race_configs, races, scores)
 from sslcore.runs import DONE, RunConfig, RunRecord, RunStore
@@ -16,7 +14,6 @@ from sslcore.runs.config import DEFAULT_VIT, backbones_for
 from sslcore.runs.execute import execute
 
 KNN = {"k": 20, "t": 0.1, "bank_size": 5000, "test_size": 1000}
-APP = str(Path(__file__).parents[1] / "app.py")
 
 
 def record(run_id: str, group: str = "", status: str = "finished", created: float = 0.0,
@@ -183,13 +180,7 @@ def test_launch_race_queues_one_group_that_the_dispatcher_trains():
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    assert not app.exception
-    app.switch_page("views/compare.py")
-    return app
+    return open_app("views/compare.py")
 
 
 def test_compare_page_without_runs(at):

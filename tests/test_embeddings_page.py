@@ -5,25 +5,16 @@ import json
 import threading
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).parents[1] / "app.py")
+from conftest import open_app
+
 
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.run()
-    app.switch_page("views/embeddings.py")
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return open_app("views/embeddings.py", timeout=180)
 
 
 def figure_title(app) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore import lessons
 from sslcore.lessons import (BY_KEY, LESSONS, MAX_RUN_SECONDS, Lesson, Step, check, locate, run_config,
                              step_token)
@@ -21,7 +21,6 @@ from sslcore.urlstate import RESERVED, RUN_ID, decode, pages
 from ui.lessons import PAGES
 
 ROOT = Path(__file__).parents[1]
-APP = str(ROOT / "app.py")
 STEPS = [(lesson.key, i, step) for lesson in LESSONS for i, step in enumerate(lesson.steps)]
 IDS = [f"{key}-{i + 1}" for key, i, _ in STEPS]
 WITH_PAGE = [pytest.param(*s, id=n) for n, s in zip(IDS, STEPS) if s[2].page]
@@ -156,12 +155,7 @@ def test_ui_pages_match_app():
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    assert not app.exception
-    return app
+    return open_app()
 
 
 def open_lessons(at: AppTest, **params: str) -> AppTest:

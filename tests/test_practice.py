@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore import practice
 from sslcore.methods import METHODS
 
 ROOT = Path(__file__).parents[1]
-APP = str(ROOT / "app.py")
 
 
 # --- content ----------------------------------------------------------------------------------------
@@ -189,15 +187,7 @@ def test_cheatsheet_pair_and_errors():
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    assert not app.exception
-    app.switch_page("views/practice.py")
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return open_app("views/practice.py")
 
 
 def metric(at, label: str) -> str:

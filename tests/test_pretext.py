@@ -1,13 +1,11 @@
 """Pretext tasks: their labels are correct, their losses behave, each trains, and the page shows them."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.augment import denormalize, normalize
 from sslcore.data import load_split
 from sslcore.methods import METHODS, create_method
@@ -19,7 +17,6 @@ from sslcore.train import fit
 from sslcore.viz import previews
 from sslcore.viz.pretext import TASKS, draw_boxes, mosaic, task_preview
 
-APP = str(Path(__file__).parents[1] / "app.py")
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -400,13 +397,7 @@ def test_mosaic_and_boxes():
 
 
 def test_pretext_page_renders_every_task():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("views/pretext.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app("views/pretext.py")
     shown = {"rotation": "turned 90°", "jigsaw": "permutation #", "relpos": "input 2, label",
              "colorization": "input: lightness only", "inpainting": "target: the hole"}
     for name in TASKS:

@@ -4,19 +4,16 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
-from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.methods import METHODS
 from sslcore.runs import RunStore
 from sslcore.runs.saved import from_run, load_run
 from sslcore.runs import starter
 
-APP = str(Path(__file__).parents[1] / "app.py")
 PACK = starter.read_pack()
 
 
@@ -86,12 +83,7 @@ def test_build_then_install(tmp_path, monkeypatch):
 
 def test_compare_and_embeddings_show_the_reference_runs_on_a_fresh_install(monkeypatch):
     monkeypatch.setenv("SSLCORE_STARTER_PACK", "1")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("views/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app("views/compare.py")
     options = at.multiselect(key="compare_runs").options
     assert len(options) == len(METHODS) and all("reference" in o for o in options)
     assert len(at.multiselect(key="compare_runs").value) == 2  # two compared at once by default

@@ -5,20 +5,18 @@ import json
 import re
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.data import load_split
 from sslcore.runs import RunConfig, RunStore
 from sslcore.runs.execute import execute
 from sslcore.runs.saved import from_run
 
-APP = str(Path(__file__).parents[1] / "app.py")
 # 20 steps: the timeline keeps steps 0, 2, 5 and 10 (random init, 10%, 25%, 50%); the final checkpoint is step 20.
 TINY = dict(steps=20, max_seconds=None, batch_size=16, train_size=128, knn_bank=50, knn_test=50,
             knn_every_seconds=1000)
@@ -39,12 +37,7 @@ def train(**cfg) -> str:
 
 
 def open_page(page: str) -> AppTest:
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page(page)
-    at.run()
+    at = open_app(page, timeout=180)
     ok(at)
     return at
 

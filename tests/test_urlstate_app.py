@@ -2,26 +2,19 @@
 and a bad link says what it ignored while the widget keeps its default."""
 
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.elements.lib import policies
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_app
 from sslcore.urlstate import Choice, pages
 
-APP = str(Path(__file__).parents[1] / "app.py")
 
 
 @pytest.fixture
 def at():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    assert not app.exception
-    return app
+    return open_app()
 
 
 @pytest.fixture

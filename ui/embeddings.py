@@ -29,8 +29,8 @@ from sslcore.models import BACKBONES, create_backbone
 from sslcore.models.load import LoadedModel, random_like
 from sslcore.runs import DONE, RunConfig
 from sslcore.runs.build import build_method, load_data, make_evaluator
-from sslcore.runs.execute import CHECKPOINT
 from sslcore.runs.evaluate import evaluate_run
+from sslcore.runs.execute import CHECKPOINT
 from sslcore.runs.saved import load_run
 from sslcore.stages import StageReadout, has_stages, stage_rows
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite

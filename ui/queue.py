@@ -9,8 +9,7 @@ import streamlit as st
 from sslcore.compare import launch_race
 from sslcore.runs import RESUMABLE, RunConfig, RunRecord
 from sslcore.runs.dispatcher import ensure_dispatcher
-from sslcore.runs.scheduler import (QueueError, cancel, delete, describe_wait, may_modify, queue, resume, stop,
-                                    submit)
+from sslcore.runs.scheduler import QueueError, cancel, delete, describe_wait, may_modify, queue, resume, stop, submit
 from sslcore.workshop import WorkshopError
 from ui.session import actor, max_queued, presets
 from ui.state import run_store, slot_policy

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import torch
 import streamlit as st
+import torch
 
 from sslcore.runs import RunStore
 from sslcore.runs.dispatcher import ensure_dispatcher

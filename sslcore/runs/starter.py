@@ -31,8 +31,8 @@ from sslcore.models.load import assets_dir
 from sslcore.paths import atomic_write
 from sslcore.runs.config import RunConfig, default_backbone
 from sslcore.runs.execute import CHECKPOINT, execute
-from sslcore.runs.timeline import PARTIAL_KEY
 from sslcore.runs.store import RunStore
+from sslcore.runs.timeline import PARTIAL_KEY
 
 PACK_FORMAT = "sslcore-starter-v1"
 PREFIX = "ref-shapes-"
