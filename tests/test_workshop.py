@@ -178,3 +178,15 @@ def test_folders_outside_the_data_roots_are_refused(workshop_env, monkeypatch):
     at.button(key="FormSubmitter:train_form-Start training").click().run()
     assert "outside the folders the teacher allows" in at.error[0].value
     assert run_store().list() == [] and ClassPresets.load(run_store()) == ClassPresets()
+
+
+def test_the_embeddings_page_also_keeps_participants_inside_the_data_roots(workshop_env, tmp_path):
+    allowed = tmp_path / "allowed" / "cats"
+    allowed.mkdir(parents=True)
+    at = session("Eve")
+    at.switch_page("views/embeddings.py").run()
+    at.radio(key="emb_data").set_value("folder").run()
+    at.text_input(key="emb_dir").input(str(Path.home())).run()
+    assert "outside the folders the teacher allows" in at.error[0].value
+    at.text_input(key="emb_dir").input(str(allowed.parent)).run()
+    assert not [e for e in at.error if "outside" in e.value]

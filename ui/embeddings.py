@@ -35,6 +35,7 @@ from sslcore.runs.saved import load_run
 from sslcore.stages import StageReadout, has_stages, stage_rows
 from sslcore.viz.embeddings import scatter_figure, thumbnail_sprite
 from sslcore.viz.projection import pca, project
+from ui.forms import folder_problem
 from ui.images import image_grid
 from ui.models import FILE, HUB, RANDOM, RUNS, SHIPPED, pick_file, pick_hub, pick_shipped, show_source
 from ui.state import run_store
@@ -164,8 +165,12 @@ def pick_dataset(key: str) -> DataChoice | None:
     if name != "folder":
         return DataChoice(name)
     folder = st.text_input("Folder on the server (root/<class>/*, or with train/ and test/)", key=f"{key}_dir")
-    if not folder or not Path(folder).expanduser().is_dir():
+    if not folder:
         st.info("Type the path of a labelled image folder.")
+        return None
+    problem = folder_problem("folder", folder)  # in a workshop: only under the data roots the teacher allows
+    if problem:
+        st.error(problem)
         return None
     return DataChoice("folder", str(Path(folder).expanduser()))
 
