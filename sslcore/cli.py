@@ -18,7 +18,7 @@ from sslcore.eval import FineTuneConfig, parse_fractions
 from sslcore.methods import METHODS
 from sslcore.models import BACKBONES
 from sslcore.runs import RunConfig, RunStore
-from sslcore.runs.config import default_backbone
+from sslcore.runs.config import default_backbone, default_budget
 
 
 def _json_safe(x: Any) -> Any:
@@ -60,7 +60,8 @@ def _add_run_args(t: argparse.ArgumentParser) -> None:
     _add_data_args(t)
     t.add_argument("--backbone", choices=sorted(BACKBONES), help="default: convnet (vit_tiny for mae)")
     t.add_argument("--batch-size", type=int, default=128)
-    budget = t.add_argument_group("budget (time counts training only; evaluation pauses the clock; default 60 s)")
+    budget = t.add_argument_group("budget (time counts training only; evaluation pauses the clock; default: the "
+                                  "method's default run on shapes, 60 s on other data)")
     budget.add_argument("--max-seconds", type=float)
     budget.add_argument("--steps", type=int)
     t.add_argument("--train-size", type=int, help="use at most this many training images")
@@ -161,11 +162,14 @@ def refuse_multiprocess(env: Mapping[str, str] = os.environ) -> None:
 
 
 def config_from_args(args: argparse.Namespace, command: str) -> RunConfig:
+    if args.steps or args.max_seconds:
+        budget = {"steps": args.steps, "max_seconds": args.max_seconds}
+    else:  # the method's default run on shapes (60 s elsewhere)
+        budget = dict(zip(("steps", "max_seconds"), default_budget(args.method, args.dataset)))
     try:
         return RunConfig(method=args.method, dataset=args.dataset, data_dir=args.data_dir, eval_dir=args.eval_dir,
                          backbone=args.backbone or default_backbone(args.method), image_size=args.image_size,
-                         batch_size=args.batch_size, steps=args.steps,
-                         max_seconds=args.max_seconds if (args.max_seconds or args.steps) else 60.0,
+                         batch_size=args.batch_size, **budget,
                          seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, precision=args.precision, device=args.device,
                          knn_k=args.knn_k, knn_t=args.knn_t, knn_bank=args.knn_bank, knn_test=args.knn_test,

@@ -66,9 +66,9 @@ def test_the_reference_weights_are_the_trained_ones(tmp_path, monkeypatch):
 
 
 def test_build_then_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(starter, "PACK_STEPS", {m: 2 for m in METHODS})
     small = starter.pack_config
-    monkeypatch.setattr(starter, "pack_config", lambda m: replace(small(m), train_size=128, knn_bank=50, knn_test=50))
+    monkeypatch.setattr(starter, "pack_config", lambda m: replace(small(m), steps=2, train_size=128, knn_bank=50,
+                                                                  knn_test=50))
     pack = starter.build_starter_pack(tmp_path / "pack", ["rotation", "mae"], log=lambda s: None)
     assert [r["id"] for r in pack["runs"]] == ["ref-shapes-rotation", "ref-shapes-mae"]
     state = starter.load_checkpoint(tmp_path / "pack" / "ref-shapes-rotation" / "checkpoint.safetensors")[0]

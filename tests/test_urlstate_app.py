@@ -182,7 +182,8 @@ def test_train_link_fills_the_form_and_keeps_the_run(at, duplication_warnings):
     assert at.query_params["method"] == "dino" and at.query_params["v"] == "1" and at.query_params["lr"] == "0.01"
     assert at.query_params["run"] == "20260101-000000-simclr-abcdef"
     open_link(at, "views/train.py", data="folder", budget="0", v="1")
-    assert at.selectbox(key="train_data").value == "shapes" and at.number_input(key="train_budget").value == 60
+    # The budget falls back to the method's default run on shapes (DEFAULT_STEPS), not to the link's 0.
+    assert at.selectbox(key="train_data").value == "shapes" and at.number_input(key="train_budget").value == 1200
     assert len(warnings(at)) == 2
 
 

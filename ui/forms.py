@@ -11,7 +11,7 @@ import streamlit as st
 from sslcore.augment import RECIPES, ViewConfig
 from sslcore.methods import METHODS
 from sslcore.runs import RunConfig
-from sslcore.runs.config import VIT_ONLY_METHODS, backbones_for, default_backbone
+from sslcore.runs.config import DEFAULT_STEPS, VIT_ONLY_METHODS, backbones_for, default_backbone
 from sslcore.workshop import KNOB_GROUPS, WorkshopError
 from ui.session import presets, workshop
 from ui.urlstate import data_default, fit
@@ -84,14 +84,17 @@ def run_config_form(key: str = "train") -> RunConfig | None:
     class_presets = presets()
     methods = sorted(class_presets.methods if class_presets else METHODS)
     shown = set(class_presets.knobs if class_presets else KNOB_GROUPS)
-    default_budget = int(class_presets.default_seconds) if class_presets else 60
     fit(f"{key}_method", methods, "the methods this class offers")
     method = st.selectbox("Method", methods, index=methods.index("simclr") if "simclr" in methods else 0,
                           key=f"{key}_method")
+    if class_presets:
+        default_kind, default_budget = "seconds", int(class_presets.default_seconds)
+    else:  # the method's default run on shapes, the one its reference run trained
+        default_kind, default_budget = "steps", DEFAULT_STEPS[method]
     base = RunConfig(method=method, backbone=default_backbone(method))
     dataset, data_dir, eval_dir = base.dataset, "", ""
     backbone, image_size, batch_size = base.backbone, base.image_size, base.batch_size
-    budget_kind, budget, lr, seed = "seconds", default_budget, base.lr, base.seed
+    budget_kind, budget, lr, seed = default_kind, default_budget, base.lr, base.seed
     options: dict[str, Any] = {}
     knn = {"knn_k": base.knn_k, "knn_t": base.knn_t, "knn_bank": base.knn_bank, "knn_test": base.knn_test,
            "knn_every_seconds": base.knn_every_seconds, "knn_stages": base.knn_stages}
@@ -115,7 +118,9 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                 batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")
         with c3:
             if "budget" in shown:
-                budget_kind = st.radio("Budget", ["seconds", "steps"], horizontal=True, key=f"{key}_bk")
+                kinds = ["seconds", "steps"]
+                data_default(f"{key}_bk", default_kind)
+                budget_kind = st.radio("Budget", kinds, kinds.index(default_kind), horizontal=True, key=f"{key}_bk")
                 data_default(f"{key}_budget", default_budget)
                 budget = st.number_input("Budget", 1, 100_000, default_budget, key=f"{key}_budget")
             if "optimiser" in shown:
@@ -123,6 +128,8 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                 seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}_seed"))
             if class_presets:
                 st.caption(f"This class trains for at most {class_presets.max_seconds:g} s per run.")
+            else:
+                st.caption(f"Default: {method}'s run on shapes, {default_budget} steps, as its reference run in Runs.")
         if "method options" in shown:
             with st.expander(f"{method} options (defaults: our CPU values; the paper's are noted in the code)"):
                 options = {f.name: _option_widget(f, f"{key}_{method}_{f.name}")

@@ -23,6 +23,22 @@ DATASET_VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Each method's default run on ``shapes``: a step budget (steps mean the same on every CPU, seconds do
+# not), about 90 s of training on a 2-core CPU with bf16 (MAE about 3 min: it needs the most steps to
+# move off random init). The starter pack's reference runs are these runs (benchmarks/README.md has
+# their kNN gains); the Train page and ``sslcore train`` use them when no budget is given.
+DEFAULT_STEPS: dict[str, int] = {"simclr": 1200, "moco": 1600, "byol": 800, "dino": 800, "mae": 600, "rotation": 400,
+                                 "jigsaw": 400, "relpos": 1500, "colorization": 450, "inpainting": 850}
+DEFAULT_SECONDS = 60.0  # the budget on other datasets
+
+
+def default_budget(method: str, dataset: str) -> tuple[int | None, float | None]:
+    """(steps, max_seconds) of a run given no budget: the method's default run on shapes, else 60 s."""
+    if dataset == "shapes" and method in DEFAULT_STEPS:
+        return DEFAULT_STEPS[method], None
+    return None, DEFAULT_SECONDS
+
+
 def backbones_for(method: str) -> list[str]:
     """The backbones ``method`` can train, sorted: the ViTs alone for :data:`VIT_ONLY_METHODS`."""
     return sorted(b for b in BACKBONES if method not in VIT_ONLY_METHODS or b.startswith("vit"))

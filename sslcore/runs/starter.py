@@ -2,7 +2,7 @@
 
 A fresh install shows them in Runs, Compare and Embeddings (marked as reference), so a class can
 compare ten methods before anyone has trained. Each was trained by :func:`execute` with the
-method's default recipe and a step budget (steps, unlike seconds, mean the same on every CPU);
+method's default run on shapes (its defaults and :data:`~sslcore.runs.config.DEFAULT_STEPS`);
 the pack keeps its metrics and a small checkpoint: the backbone in float16 (MAE: encoder and decoder,
 so the MAE page can reconstruct with it). ``sslcore starter-pack`` (``make starter-pack``) rebuilds it;
 tests/test_starter.py fails when a method's defaults no longer match the pack's recipe.
@@ -29,17 +29,13 @@ from sslcore.export import train_command
 from sslcore.methods import METHODS
 from sslcore.models.load import assets_dir
 from sslcore.paths import atomic_write
-from sslcore.runs.config import RunConfig, default_backbone
+from sslcore.runs.config import RunConfig, default_backbone, default_budget
 from sslcore.runs.execute import CHECKPOINT, execute
 from sslcore.runs.store import RunStore
 from sslcore.runs.timeline import PARTIAL_KEY
 
 PACK_FORMAT = "sslcore-starter-v1"
 PREFIX = "ref-shapes-"
-# Steps per method: about 90 s of training each on a 2-core Intel Xeon with bf16 (MAE about 3 min:
-# it needs the most steps to move off random init).
-PACK_STEPS: dict[str, int] = {"simclr": 1200, "moco": 1600, "byol": 800, "dino": 800, "mae": 600, "rotation": 400,
-                              "jigsaw": 400, "relpos": 1500, "colorization": 450, "inpainting": 850}
 MAX_POINTS = 400  # per-step curves are thinned to about this many points; kNN checks are all kept
 
 
@@ -48,9 +44,11 @@ def pack_dir() -> Path:
 
 
 def pack_config(method: str) -> RunConfig:
-    """The recipe of ``method``'s reference run: its defaults on ``shapes``, with the pack's step budget."""
-    return RunConfig(method=method, dataset="shapes", backbone=default_backbone(method), steps=PACK_STEPS[method],
-                     max_seconds=None).with_dataset_defaults()
+    """``method``'s reference run: its default run on ``shapes`` (defaults, and the step budget of
+    :data:`~sslcore.runs.config.DEFAULT_STEPS`)."""
+    steps, seconds = default_budget(method, "shapes")
+    return RunConfig(method=method, dataset="shapes", backbone=default_backbone(method), steps=steps,
+                     max_seconds=seconds).with_dataset_defaults()
 
 
 def kept_prefix(method: str) -> str:
