@@ -27,6 +27,7 @@ pages = {
         st.Page("views/collapse.py", title="Collapse lab", icon=":material/compress:"),
         st.Page("views/practice.py", title="Practice", icon=":material/quiz:"),
         st.Page("views/lessons.py", title="Lessons", icon=":material/menu_book:"),
+        st.Page("views/transfer.py", title="Transfer planner", icon=":material/moving:"),
     ],
 }
 if workshop().enabled:

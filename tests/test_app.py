@@ -8,7 +8,7 @@ from conftest import open_app
 
 PAGES = ["views/home.py", "views/augmentations.py", "views/train.py", "views/runs.py", "views/attention.py",
          "views/mae.py", "views/concepts.py", "views/compare.py", "views/pretext.py",
-         "views/embeddings.py", "views/practice.py", "views/collapse.py", "views/lessons.py"]
+         "views/embeddings.py", "views/practice.py", "views/collapse.py", "views/lessons.py", "views/transfer.py"]
 
 
 @pytest.fixture
