@@ -7,6 +7,7 @@ import zipfile
 
 import streamlit as st
 
+from sslcore.readings import run_notes
 from sslcore.runs import ACTIVE, RunRecord
 from sslcore.runs.monitors import read_preview
 from sslcore.viz.figures import last_value, run_figures
@@ -51,6 +52,9 @@ def draw_run(record: RunRecord, key: str) -> None:
     if waiting:
         st.info(waiting)
         return
+    if record.status not in ACTIVE:
+        for note in run_notes(record.method, record.dataset, record.summary):
+            st.info(note, icon=":material/lightbulb:")
     if not metrics.get("loss"):
         st.info("Preparing data and measuring the random-init kNN baseline...")
         return
