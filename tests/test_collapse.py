@@ -32,17 +32,22 @@ def test_verdicts_read_the_signal_over_the_last_steps():
     assert verdict(std, {"collapse_std": ([1, 2], [0.0, 0.0])}).collapsed is None  # too early
     uniform = BY_KEY["dino-no-sharpening"]
     ln_k = math.log(1024)
-    assert verdict(uniform, {"teacher_entropy": (steps, [0.99 * ln_k] * 40)}).collapsed is True
-    assert verdict(uniform, {"teacher_entropy": (steps, [0.5 * ln_k] * 40)}).collapsed is False
+    assert verdict(uniform, {"teacher_entropy": (steps, [0.9996 * ln_k] * 40)}).collapsed is True
+    # Intact DINO's teacher is still near uniform after 300 steps (0.968 measured): not collapsed.
+    assert verdict(uniform, {"teacher_entropy": (steps, [0.968 * ln_k] * 40)}).collapsed is False
+    rank = BY_KEY["byol-no-predictor"]
+    assert verdict(rank, {"effective_rank": (steps, [7.2] * 40)}).collapsed is True
+    assert verdict(rank, {"effective_rank": (steps, [10.5] * 40)}).collapsed is False
     one_hot = BY_KEY["dino-no-centring"]
     assert verdict(one_hot, {"teacher_entropy": (steps, [0.01] * 40)}).value == pytest.approx(0.01 / ln_k)
 
 
-def short_pair(tmp_path, ablation, steps=None):
+def short_pair(tmp_path, ablation, steps=None, batch_size=None):
     store = RunStore(tmp_path)
     out = []
     for cfg in lab_configs(ablation, RunConfig(knn_bank=500, knn_test=200, knn_every_seconds=1e9, knn_stages=False)):
-        cfg = RunConfig.from_dict({**asdict(cfg.with_dataset_defaults()), "steps": steps or ablation.steps})
+        cfg = cfg.with_dataset_defaults()
+        cfg = RunConfig.from_dict({**asdict(cfg), "steps": steps or ablation.steps, "batch_size": batch_size or cfg.batch_size})
         run_id = store.create(asdict(cfg))
         execute(cfg, store, run_id, log=lambda s: None)
         out.append(verdict(ablation, store.metrics(run_id)))
@@ -51,7 +56,9 @@ def short_pair(tmp_path, ablation, steps=None):
 
 @pytest.mark.slow
 def test_simclr_without_negatives_collapses_and_with_them_does_not(tmp_path):
-    intact, broken = short_pair(tmp_path, BY_KEY["simclr-no-negatives"])
+    # Half the lab's steps at a quarter of its batch, to keep CI short: measured std 0.0005 broken, 0.049 intact
+    # (the lab's own 300 steps at 256: 0.0004 and 0.072).
+    intact, broken = short_pair(tmp_path, BY_KEY["simclr-no-negatives"], steps=150, batch_size=64)
     assert broken.collapsed is True, broken.text
     assert intact.collapsed is False, intact.text
 
