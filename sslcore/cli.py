@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dispatcher", help="serve the queue in the foreground (the app and submit start one themselves)")
     d.add_argument("--root", help="run store folder (default: $SSLCORE_HOME/runs)")
     d.add_argument("--idle-exit", type=float, default=120.0, help="exit after this many seconds with nothing to do")
+    d.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the store's lock, taken by the starting process
 
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("--root", required=True)
@@ -336,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dispatcher":
         from sslcore.runs.dispatcher import dispatch
 
-        return dispatch(RunStore(args.root), idle_exit=args.idle_exit)
+        return dispatch(RunStore(args.root), idle_exit=args.idle_exit, lock_fd=args.lock_fd)
     if args.command in ("runs", "queue", "export"):
         {"runs": cmd_runs, "queue": cmd_queue, "export": cmd_export}[args.command](args)
         return 0

@@ -132,6 +132,8 @@ def effective_rank(embedding: Tensor) -> float:
     normalised singular values (Roy & Vetterli 2007). Between 1 (every image on one line: collapse to
     a dimension) and min(B, D) (spread evenly over every direction)."""
     z = torch.nn.functional.normalize(embedding.float(), dim=1)
+    if not torch.isfinite(z).all():  # a diverged step: the loss check reports it, the SVD would raise
+        return float("nan")
     s = torch.linalg.svdvals(z - z.mean(0))
     p = s / s.sum().clamp_min(1e-12)
     return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
@@ -206,7 +208,7 @@ def fit(method: Method, images: Tensor, *, batch_size: int = 256, optim: OptimCo
             if bad_in_a_row >= max_bad_steps:
                 raise NonFiniteLossError(
                     f"loss was {loss.item()} for {bad_in_a_row} steps in a row at step {state.step}; "
-                    "the last good weights are kept. Lower the learning rate or use fp32 precision.", state)
+                    "the run keeps its last good checkpoint. Lower the learning rate or use fp32 precision.", state)
         method.on_step_end(state.progress)
         state.step += 1
         state.images_seen += len(x)

@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,11 +18,29 @@ REAL_DATA = Path(os.environ.get("SSLCORE_TEST_DATA", ROOT / ".cache" / "data"))
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own SSLCORE_HOME: no test reads or writes ~/.sslcore. A dispatcher a test
-    starts exits 5 s after its queue empties instead of 120 s, so none outlives the suite for long.
+    starts exits 5 s after its queue empties instead of 120 s, and whatever worker or dispatcher still
+    serves one of the test's stores when it ends is killed, so no run trains on into the next tests.
     Stores start empty: the starter pack's tests install it themselves (tests/test_starter.py)."""
     monkeypatch.setenv("SSLCORE_HOME", str(tmp_path / "sslcore_home"))
     monkeypatch.setenv("SSLCORE_STARTER_PACK", "0")
     monkeypatch.setenv("SSLCORE_DISPATCHER_IDLE_EXIT", "5")
+    yield
+    end_processes_serving(tmp_path)
+
+
+def end_processes_serving(folder: Path) -> None:
+    """SIGKILL the process group of every ``sslcore worker`` or ``sslcore dispatcher`` whose store lies
+    under ``folder`` (each leads a session of its own, so its group is its own)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "sslcore" in args and {"worker", "dispatcher"} & set(args) and any(str(folder) in a for a in args):
+            try:
+                os.killpg(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 @pytest.fixture(autouse=True)

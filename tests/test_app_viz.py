@@ -204,7 +204,7 @@ def test_images_under_8_px_are_refused_and_panoramas_are_cropped(app, page):
                                   "centre 32x8 px") for c in at.caption)
     captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
     if page == "views/attention.py":
-        assert "input 128x32 (cropped to whole patches, aspect kept)" in captions  # 2x the 64 px checkpoint
+        assert "input 128x32 (centre-cropped to whole patches and to at most 4:1, never squashed)" in captions  # 2x the 64 px checkpoint
     else:
         original = next(el for el in at.get("image") if el.proto.imgs[0].caption == "original")
         assert original.proto.imgs[0].caption == "original" and len(at.get("plotly_chart")) == 1

@@ -12,6 +12,7 @@ from sslcore.compare import (align_curves, comparison_rows, differences,
 from sslcore.runs import DONE, RunConfig, RunRecord, RunStore
 from sslcore.runs.config import DEFAULT_VIT, backbones_for
 from sslcore.runs.execute import execute
+from sslcore.runs.scheduler import OPERATOR, cancel
 
 KNN = {"k": 20, "t": 0.1, "bank_size": 5000, "test_size": 1000}
 
@@ -217,7 +218,7 @@ def test_race_form_launches_one_group(at):
     store = RunStore()
     records = store.list()
     for r in records:
-        store.request_stop(r.id)  # the test needs the queue, not the training
+        cancel(store, r.id, OPERATOR)  # the test needs the queue, not the training
     assert sorted(r.method for r in records) == ["byol", "simclr"]
     assert len({r.group_id for r in records}) == 1 and records[0].group_id.startswith("race-")
     assert {r.config["steps"] for r in records} == {2} and {r.config["batch_size"] for r in records} == {16}
@@ -233,7 +234,7 @@ def test_race_form_launches_one_group(at):
     next(b for b in at.button if b.label == "Start the race").click()
     at.run()
     (second,) = [r for r in store.list() if r.group_id != records[0].group_id]
-    store.request_stop(second.id)
+    cancel(store, second.id, OPERATOR)
     assert at.selectbox(key="race_pick").value == second.group_id
     assert at.selectbox(key="race_pick").options[1].startswith(time.strftime("%Y"))  # described, not raw ids
     wait_done(store, [second.id])

@@ -100,6 +100,7 @@ def test_run_scores_with_random_init_reference(at):
     assert len(table) == 4 and all(table["run %"]) and all(table["random init %"])
 
 
+@pytest.mark.long  # scores every stage of a run and of its random init (the engine's side: tests/test_stages.py)
 def test_run_knn_stage_by_stage_beside_random_init(at):
     from sslcore.runs import RunConfig
     from sslcore.runs.execute import execute

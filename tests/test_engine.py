@@ -1,6 +1,7 @@
 """End-to-end engine contract: the CLI, the run store and the worker, on the embedded data."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -92,6 +93,10 @@ def test_submitted_runs_train_detached_and_stop_on_request(tmp_path):
         time.sleep(0.3)
     assert store.get(first).status == "finished"
     assert store.get(second).pid != os.getpid() and store.get(second).threads == SlotPolicy.for_machine().threads
+    # The worker yields the CPU to the app: niceness 10 (field 19 of /proc/PID/stat), for its session too.
+    assert int(Path(f"/proc/{store.get(second).pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 10
+    autogroup = Path(f"/proc/{store.get(second).pid}/autogroup")
+    assert not autogroup.exists() or autogroup.read_text().split()[-1] == "10"
     store.request_stop(second)
     while store.get(second).status not in ("stopped", "failed"):
         assert time.time() < deadline
@@ -105,15 +110,17 @@ def test_submitted_runs_train_detached_and_stop_on_request(tmp_path):
 
 
 def test_nan_loss_marks_run_diverged(tmp_path):
+    # lr 1e30: the second update (after a warm-up step at lr 0) blows the weights up, then the loss is NaN.
     cfg = RunConfig(dataset="shapes", steps=50, batch_size=16, train_size=256, knn_bank=100, knn_test=50, lr=1e30,
-                    precision="fp32")
+                    precision="fp32", checkpoint_every_seconds=1e-9)
     store = RunStore(tmp_path)
     run_id = store.create(asdict(cfg))
     summary = execute(cfg, store, run_id, log=lambda s: None)
     record = store.get(run_id)
     assert record.status == "diverged" and "Lower the learning rate" in record.error
-    # The run still lands with a checkpoint and a kNN number, and says why it ended.
-    assert (store.run_dir(run_id) / "checkpoint.safetensors").exists() and "knn_top1" in summary
+    # The run lands with its last good (finite) checkpoint and its kNN number, and says why it ended.
+    assert "last good checkpoint, from step" in record.error and summary["checkpoint_step"] < summary["steps"]
+    assert (store.run_dir(run_id) / "checkpoint.safetensors").exists() and math.isfinite(summary["knn_top1"])
     # The method's whole config is on record, the defaults the run did not set included.
     assert summary["method_config"] == asdict(SimCLR.Config())
     assert store.get(run_id).summary["method_config"] == json.loads(json.dumps(asdict(SimCLR.Config())))

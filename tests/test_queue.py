@@ -190,11 +190,13 @@ def test_a_killed_worker_leaves_an_interrupted_run_that_resumes_to_its_budget(tm
     assert steps == sorted(set(steps)) and steps[-1] == 300  # every step once: nothing logged twice
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_runs_submitted_at_once_each_get_the_steps_of_a_solo_run(tmp_path):
     """Four runs queued at once on one slot train one after another, each with the whole machine
-    (the time budget counts training only), so each reaches the steps of the same run trained alone."""
-    cfg = replace(TINY, steps=None, max_seconds=4.0, train_size=1024, batch_size=64, knn_bank=200, knn_test=100)
+    (the time budget counts training only), so each reaches the steps of the same run trained alone.
+    Long: a budget short enough for CI is within the noise of a process's first seconds; the 30 s
+    version users see is benchmarks/queue_load.py."""
+    cfg = replace(TINY, steps=None, max_seconds=10.0, train_size=1024, batch_size=64, knn_bank=200, knn_test=100)
     solo_store, store = RunStore(tmp_path / "solo"), RunStore(tmp_path / "four")
     solo = submit(solo_store, [cfg])[0]
     ensure_dispatcher(solo_store)

@@ -140,7 +140,7 @@ def pca_of(at: AppTest) -> list[float]:
     return [x for trace in spec["data"] for x in trace["x"]]
 
 
-@pytest.mark.slow  # trains a tiny run, then scores two points of it with their random-init reference
+@pytest.mark.long  # trains a tiny run, then scores two points of it with their random-init reference (a minute)
 def test_embeddings_step_zero_scores_as_random_init_and_the_final_step_does_not():
     from ui.embeddings import _points_cache
 

@@ -59,7 +59,7 @@ def queue_table(key: str) -> None:
         return
     me = actor().id
     st.caption(f"{head}. Waiting runs start in a fair order: nobody's second run before everyone's first.")
-    st.dataframe([{"#": "training" if e.position == 0 else e.position, "run": e.record.id,
+    st.dataframe([{"#": "training" if e.position == 0 else str(e.position), "run": e.record.id,
                    "owner": e.record.owner_label + (" (you)" if e.record.owner == me and me else ""),
                    "method": e.record.method, "starts": "now" if e.position == 0 else describe_wait(e.starts_in),
                    "ends": describe_wait(e.ends_in).replace("now", "soon")} for e in entries],

@@ -27,11 +27,16 @@ from sslcore.runs.store import ACTIVE, RunStore, pid_alive
 
 LOCK_FILE = "dispatcher.lock"
 KILL_AFTER_SECONDS = 10.0  # a cancelled worker that ignores SIGTERM this long gets SIGKILL
+EXIT_GRACE_SECONDS = 5.0  # the longest a worker's exit holds back the next run
 
 
-def _try_lock(path: Path) -> IO | None:
-    """The open lock file, exclusively locked by this process; None when another process holds it."""
-    f = open(path, "a+")
+def _try_lock(path: Path, inherited_fd: int | None = None) -> IO | None:
+    """The open lock file, exclusively locked by this process; None when another process holds it.
+
+    ``inherited_fd`` is a descriptor of the lock file that the starting process locked and passed
+    down (flock locks belong to the open file, so the lock is already ours and taking it again is a no-op).
+    """
+    f = open(inherited_fd, "a+") if inherited_fd is not None else open(path, "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -40,24 +45,20 @@ def _try_lock(path: Path) -> IO | None:
     return f
 
 
-def dispatcher_running(store: RunStore) -> bool:
-    lock = _try_lock(store.root / LOCK_FILE)
-    if lock is None:
-        return True
-    lock.close()
-    return False
-
-
 def ensure_dispatcher(store: RunStore) -> bool:
     """Start a detached dispatcher for ``store`` unless one runs; returns whether this call started one.
 
-    Two callers racing may both start one: the second finds the lock taken and exits at once.
+    The caller takes the store's lock itself and hands it to the new process, so two callers racing
+    (two pages, a page and ``sslcore submit``) never start two, and a second call made before the first
+    dispatcher has even started finds it running.
     """
-    if dispatcher_running(store):
+    lock = _try_lock(store.root / LOCK_FILE)
+    if lock is None:
         return False
     idle = os.environ.get("SSLCORE_DISPATCHER_IDLE_EXIT", "120")
-    with open(store.root / "dispatcher.log", "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "sslcore", "dispatcher", "--root", str(store.root), "--idle-exit", idle],
+    with lock, open(store.root / "dispatcher.log", "ab") as out:
+        subprocess.Popen([sys.executable, "-m", "sslcore", "dispatcher", "--root", str(store.root), "--idle-exit", idle,
+                          "--lock-fd", str(lock.fileno())], pass_fds=(lock.fileno(),),
                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     return True
 
@@ -84,20 +85,31 @@ def finish_cancelled(store: RunStore, now: float) -> None:
             signal_run(r, signal.SIGKILL)
 
 
-def dispatch(store: RunStore, policy: SlotPolicy | None = None, idle_exit: float = 120.0, poll: float = 0.5) -> int:
+def dispatch(store: RunStore, policy: SlotPolicy | None = None, idle_exit: float = 120.0, poll: float = 0.5,
+             lock_fd: int | None = None) -> int:
     """Serve ``store`` until nothing has been queued or running for ``idle_exit`` seconds.
 
-    Returns 0, or 1 at once when another dispatcher already serves the store.
+    Returns 0, or 1 at once when another dispatcher already serves the store. ``lock_fd``: the store's
+    lock, already taken by :func:`ensure_dispatcher` and inherited.
     """
-    lock = _try_lock(store.root / LOCK_FILE)
+    lock = _try_lock(store.root / LOCK_FILE, lock_fd)
     if lock is None:
         return 1
     policy = policy or SlotPolicy.for_machine()
     policy.announce(store)  # foreground runs and the pages read the slots from the store
     print(f"dispatcher {os.getpid()} serving {store.root}: {policy.describe()}", flush=True)
-    children: list[subprocess.Popen] = []
+    children: list[subprocess.Popen] = []  # workers, each started with its run id as last argument
+    waited: set[int] = set()
     idle_since = time.monotonic()
     while True:
+        for c in children:
+            if c.pid not in waited and c.poll() is None and _ended(store, c.args[-1]):
+                # Its run has ended but its process is still exiting: the next run waits for that core.
+                waited.add(c.pid)
+                try:
+                    c.wait(timeout=EXIT_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    pass
         for g in grant(store, policy):
             print(f"start {g.run_id} in slot {g.slot} ({g.threads} threads, {g.device})", flush=True)
             try:
@@ -115,11 +127,36 @@ def dispatch(store: RunStore, policy: SlotPolicy | None = None, idle_exit: float
         time.sleep(poll)
 
 
+def _ended(store: RunStore, run_id: str) -> bool:
+    try:
+        return store.get(run_id).status not in ACTIVE
+    except KeyError:  # deleted
+        return True
+
+
+def yield_to_the_app(niceness: int) -> None:
+    """Lower this process's CPU priority, so a page request on a busy lab server runs at once and training
+    only loses the CPU time the request really takes.
+
+    Linux shares the CPU between sessions first (autogroups; every worker leads its own session), so
+    the session's niceness is raised too; ``nice`` alone would change nothing against the server.
+    """
+    os.nice(niceness)
+    try:
+        Path("/proc/self/autogroup").write_text(str(niceness))
+    except OSError:  # no autogroups (another OS, a kernel without them): nice is what there is
+        pass
+
+
 def work(store: RunStore, run_id: str, threads: int) -> None:
-    """A worker process: train one granted run with ``threads`` torch threads; SIGTERM cancels it."""
+    """A worker process: train one granted run with ``threads`` torch threads at ``SSLCORE_WORKER_NICE``
+    (default 10, 0 keeps the worker's priority); SIGTERM cancels it."""
     import torch
 
     torch.set_num_threads(threads)
+    niceness = int(os.environ.get("SSLCORE_WORKER_NICE", "10"))
+    if niceness > 0:
+        yield_to_the_app(niceness)
 
     def on_term(signum, frame):
         raise RunCancelled()

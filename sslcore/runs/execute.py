@@ -88,6 +88,8 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
 
     def save(snap: Snapshot, m: Method) -> None:
         recorder.flush()  # every metric up to the saved step is in the store before the state is
+        if not _finite(m):  # a step blew the weights up: the last good state stays on disk
+            return
         save_snapshot(run_dir / TRAIN_STATE, snap, m.state_dict())
         _save_model(run_dir, m, cfg, {**summary, "steps": snap.state.step, "seconds": round(snap.state.seconds, 2)})
 
@@ -118,9 +120,15 @@ def execute(cfg: RunConfig, store: RunStore, run_id: str, log: Callable[[str], N
         return summary
     recorder.flush()
     method.eval()
-    finite = all(torch.isfinite(v).all() for v in method.state_dict().values() if v.is_floating_point())
+    finite = _finite(method)
     if not finite:
-        error += " The weights themselves went non-finite: the run keeps its last periodic checkpoint."
+        good_step = _restore_last_good(run_dir / TRAIN_STATE, method)
+        finite = good_step is not None
+        if finite:
+            summary["checkpoint_step"] = good_step
+            error += f" The weights went non-finite; the run keeps its last good checkpoint, from step {good_step}."
+        else:
+            error += " The weights went non-finite before its first checkpoint: there is nothing to keep."
     if state is not None:
         summary.update(steps=state.step, seconds=round(state.seconds, 2), loss=state.loss,
                        images_per_second=state.images_seen / max(state.seconds, 1e-9),
@@ -192,6 +200,20 @@ def _measure_final(summary: dict[str, Any], method: Method, monitor: KNNMonitor,
 def _save_model(run_dir: Path, method: Method, cfg: RunConfig, summary: dict[str, Any]) -> None:
     save_checkpoint(run_dir / CHECKPOINT, method.state_dict(),
                     {"config": asdict(cfg), "summary": summary, "format": "sslcore-method-v1"})
+
+
+def _finite(method: Method) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in method.state_dict().values() if v.is_floating_point())
+
+
+def _restore_last_good(path: Path, method: Method) -> int | None:
+    """Load the weights of the last saved train state (saved only while finite) into ``method``; its step,
+    or None when there is none."""
+    if not path.exists():
+        return None
+    model_state, snapshot = load_snapshot(path)
+    method.load_state_dict(model_state)
+    return snapshot.state.step
 
 
 def _load_train_state(store: RunStore, run_id: str, method: Method, log: Callable[[str], None]) -> Snapshot | None:
