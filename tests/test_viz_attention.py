@@ -152,3 +152,36 @@ def test_less_than_one_patch_is_a_clear_data_error():
     assert str(e.value) == ("At this size the image is 64x16 px, less than one 32 px patch of this ViT along a side: "
                             "choose a larger size.")
     assert attention_panels(big_patch, resize_longer_side(Image.new("RGB", (256, 64)), 128)).image.shape == (32, 128, 3)
+
+
+def test_a_dino_vit_run_previews_its_teachers_attention_and_a_convnet_run_none(tmp_path):
+    import io
+    from dataclasses import asdict
+
+    from sslcore.data import make_shapes
+    from sslcore.runs import RunConfig, RunStore
+    from sslcore.runs.execute import execute
+    from sslcore.runs.monitors import read_preview
+    from sslcore.runs.saved import load_run
+    from sslcore.viz import previews
+    from sslcore.viz.attention import overlay
+
+    store = RunStore(tmp_path)
+    runs = {}
+    for backbone in ("vit_tiny", "convnet"):
+        cfg = RunConfig(method="dino", backbone=backbone, dataset="shapes", steps=2, max_seconds=None, batch_size=16,
+                        train_size=64, knn_bank=100, knn_test=50)
+        runs[backbone] = store.create(asdict(cfg))
+        execute(cfg, store, runs[backbone], log=lambda s: None)
+    assert read_preview(store.run_dir(runs["convnet"])) is None  # no attention to show
+    png, text = read_preview(store.run_dir(runs["vit_tiny"]))
+    assert text["step"] == "2" and "teacher's attention" in text["caption"]
+    image = np.asarray(Image.open(io.BytesIO(png)))
+    assert image.shape == (2 * 96 + 2, 6 * 96 + 5 * 2, 3)  # image and attention rows, 6 images at 3x, 2 px gaps
+    # The attention row is the attention page's overlay of the teacher, for the same image.
+    method, _ = load_run(store.run_dir(runs["vit_tiny"]))
+    picture = make_shapes(6, 32, 1).images
+    grid = previews.preview(method, picture)
+    page = overlay(attention_panels(method.teacher_backbone, picture[0].float() / 255), 0.6)
+    expected = np.round(np.clip(np.repeat(np.repeat(page, 3, 0), 3, 1), 0, 1) * 255).astype(np.uint8)
+    assert np.array_equal(grid[98:98 + 96, :96], expected)

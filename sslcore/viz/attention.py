@@ -227,3 +227,20 @@ def resize_longer_side(image: "Image.Image", size: int) -> Tensor:
     scale = size / max(image.size)
     image = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def attention_grid(model: nn.Module, images: Tensor, mass: float = 0.6, alpha: float = 0.6,
+                   min_size: int = 96) -> np.ndarray:
+    """The live training preview of a ViT: (H', W', 3) uint8, one column per image of ``images`` (N, 3, S, S).
+
+    ``images``: uint8 or float in [0, 1]. Rows: the image; the last block's head-mean CLS attention over
+    it, with the contour of the patches holding ``mass`` of it. Small images are upscaled (nearest) to
+    at least ``min_size`` px.
+    """
+    from sslcore.viz.mae import tile
+
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    panels = [attention_panels(model, image.cpu(), mass=mass) for image in x]
+    rows = [[p.image for p in panels], [overlay(p, alpha) for p in panels]]
+    return tile(rows, scale=max(1, -(-min_size // panels[0].image.shape[0])))
+
