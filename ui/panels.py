@@ -71,17 +71,24 @@ def draw_run(record: RunRecord, key: str) -> None:
                               f"{text.get('caption', '')}")
 
 
-def live_run(run_id: str, key: str = "live", allow_delete: bool = False) -> None:
-    """Charts that refresh every second while the run is active, then stop polling; the owner's actions."""
-    active = run_store().get(run_id).status in ACTIVE
+# Seconds between refreshes of a live panel. Each one redraws its charts in the browser, and in a
+# workshop most panels watch a run waiting in the queue: 10 browsers refreshing every second took a
+# quarter of a 2-core server (benchmarks/workshop_load.py).
+REFRESH_SECONDS = {"queued": 5.0, "running": 2.0, "stopping": 2.0}
 
-    @st.fragment(run_every=1.0 if active else None)
+
+def live_run(run_id: str, key: str = "live", allow_delete: bool = False) -> None:
+    """Charts that refresh while the run is active (:data:`REFRESH_SECONDS`), then stop polling; the owner's
+    actions."""
+    status = run_store().get(run_id).status
+
+    @st.fragment(run_every=REFRESH_SECONDS.get(status))
     def panel() -> None:
         record = run_store().get(run_id)
         run_actions(record, key, allow_delete)
         draw_run(record, key)
-        if active and record.status not in ACTIVE:
-            st.rerun()  # the run ended: rerun the page once so polling stops
+        if REFRESH_SECONDS.get(record.status) != REFRESH_SECONDS.get(status):
+            st.rerun()  # it started or ended: rerun the page once to poll at its new pace, or stop
 
     panel()
 
