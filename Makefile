@@ -46,8 +46,9 @@ test: $(STAMP) testdata
 	$(PY) -m pytest
 
 # Minutes-long tests that CI leaves out to stay under 20 minutes: the DINO, BYOL, rotation, inpainting and
-# MAE short runs, relpos, jigsaw and colorization read stage by stage, and the Embeddings page scoring a lab
-# checkpoint beside its random init.
+# MAE short runs and MAE's longer run, relpos, jigsaw and colorization read stage by stage, every collapse-lab
+# ablation but SimCLR's, four runs queued at once against a solo run, and the Embeddings page scoring a run,
+# its stages, a timeline step and a lab checkpoint beside their random init.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
 

@@ -48,6 +48,7 @@ class ImageSet:
     labels: torch.Tensor | None  # (N,) int64
     classes: tuple[str, ...]
     name: str
+    masks: torch.Tensor | None = None  # (N, S, S) bool: each image's object, where it is known (shapes)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -58,12 +59,14 @@ class ImageSet:
 
     def subset(self, index: torch.Tensor) -> "ImageSet":
         labels = None if self.labels is None else self.labels[index]
-        return ImageSet(self.images[index], labels, self.classes, self.name)
+        masks = None if self.masks is None else self.masks[index]
+        return ImageSet(self.images[index], labels, self.classes, self.name, masks)
 
 
 def _save_cached(path: Path, data: ImageSet) -> None:
     buf = io.BytesIO()
-    torch.save({"images": data.images, "labels": data.labels, "classes": list(data.classes), "name": data.name}, buf)
+    torch.save({"images": data.images, "labels": data.labels, "classes": list(data.classes), "name": data.name,
+                "masks": data.masks}, buf)
     atomic_write(path, buf.getvalue())
 
 
@@ -72,7 +75,7 @@ def _load_cached(path: Path) -> ImageSet | None:
         return None
     try:
         d = torch.load(path, weights_only=True)
-        return ImageSet(d["images"], d["labels"], tuple(d["classes"]), d["name"])
+        return ImageSet(d["images"], d["labels"], tuple(d["classes"]), d["name"], d.get("masks"))
     except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
         path.unlink(missing_ok=True)
         return None
@@ -152,7 +155,8 @@ def _backgrounds(n: int, res: int, g: torch.Generator) -> tuple[torch.Tensor, to
     return (base[:, :, None, None] + amp * pattern[:, None]).clamp(0, 1), dark
 
 
-def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 3, S, S) uint8, object masks (N, S, S) bool: pixels at least half covered by the object)."""
     n = len(labels)
     ss = 2  # supersampling factor for anti-aliased edges
     res = size * ss
@@ -191,7 +195,7 @@ def _render_shapes(labels: torch.Tensor, size: int, g: torch.Generator) -> torch
         mask[idx] = _shape_mask(c, x[idx], y[idx])
     img = torch.where(mask[:, None], colour[:, :, None, None], img)
     img = F.avg_pool2d(img, ss)
-    return (img * 255).round().clamp(0, 255).to(torch.uint8)
+    return (img * 255).round().clamp(0, 255).to(torch.uint8), F.avg_pool2d(mask[:, None].float(), ss)[:, 0] >= 0.5
 
 
 def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageSet:
@@ -202,20 +206,21 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageSet:
     has to learn shape to separate the classes, and the crops and colour jitter of SSL augmentations
     teach exactly that invariance. Colour is independent of everything, so colorization has nothing
     to learn here by design.
-    Cached in ``cache_dir()``; the same (n, image_size, seed) always gives the same tensor.
+    Each image's object mask comes along (``masks``): where attention should land.
+    Cached in ``cache_dir()``; the same (n, image_size, seed) always gives the same tensors.
     """
     if n < 1 or image_size < 8:
         raise DataError(f"shapes needs n >= 1 and image_size >= 8, got n={n}, image_size={image_size}")
     path = cache_dir() / f"shapes_v{SHAPES_VERSION}_{n}_{image_size}_{seed}.pt"
     cached = _load_cached(path)
-    if cached is not None:
+    if cached is not None and cached.masks is not None:  # a cache from before masks is drawn again
         return cached
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % len(SHAPE_CLASSES)
     labels = labels[torch.randperm(n, generator=g)]
     chunk = max(1, 2_000_000 // (image_size * image_size))  # bounds the supersampled canvas memory
-    images = torch.cat([_render_shapes(labels[i:i + chunk], image_size, g) for i in range(0, n, chunk)])
-    data = ImageSet(images, labels, SHAPE_CLASSES, "shapes")
+    images, masks = zip(*[_render_shapes(labels[i:i + chunk], image_size, g) for i in range(0, n, chunk)])
+    data = ImageSet(torch.cat(images), labels, SHAPE_CLASSES, "shapes", torch.cat(masks))
     _save_cached(path, data)
     return data
 

@@ -39,6 +39,23 @@ def test_shapes_deterministic_balanced_and_cached():
     assert not torch.equal(a.images, make_shapes(500, 32, seed=4).images)
 
 
+def test_shapes_come_with_their_object_masks():
+    d = make_shapes(300, 32, seed=3)
+    assert d.masks.shape == (300, 32, 32) and d.masks.dtype == torch.bool
+    area = d.masks.float().mean((1, 2))
+    assert area.min() > 0.02 and area.max() < 0.8, (area.min(), area.max())
+    # The object is drawn last in one flat colour: inside its mask, less the anti-aliased edge, the pixels
+    # have that colour (all but a few next to a shape's hole), so the mask is where the object is.
+    interior = -torch.nn.functional.max_pool2d(-d.masks[:, None].float(), 3, 1, 1)[:, 0] > 0.5
+    for image, inside in zip(d.images[:50], interior[:50]):
+        colours, counts = image[:, inside].T.unique(dim=0, return_counts=True)
+        assert counts.max() >= 0.97 * counts.sum() and counts.sum() >= 20, (colours, counts)
+    # The masks survive the cache and a subset.
+    again = make_shapes(300, 32, seed=3)
+    assert torch.equal(again.masks, d.masks)
+    assert torch.equal(d.subset(torch.tensor([5, 7])).masks, d.masks[[5, 7]])
+
+
 def test_shapes_class_is_not_colour():
     # A colour-only classifier (mean RGB, nearest class centroid) must do badly: colour is a nuisance.
     d = make_shapes(2000, 32)

@@ -83,8 +83,8 @@ def test_lab_checkpoint_scores_beside_its_random_init(at):
     assert table["checkpoint %"].tolist() != table["random init %"].tolist()
 
 
-@pytest.mark.slow  # trains a tiny run, then scores it with its random-init reference
-def test_run_scores_with_random_init_reference(at):
+@pytest.mark.long  # trains a tiny run, then scores it with its random-init reference (CI keeps the random-init
+def test_run_scores_with_random_init_reference(at):  # scores here and a run's against its init in test_stages)
     from sslcore.runs import RunConfig
     from sslcore.runs.execute import execute
     from sslcore.runs import RunStore

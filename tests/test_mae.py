@@ -311,7 +311,7 @@ def test_short_run_lowers_masked_loss():
     assert after < 0.4 * before  # measured 2.72 -> 0.75
 
 
-@pytest.mark.slow
+@pytest.mark.long  # a minute; CI keeps test_short_run_lowers_masked_loss
 def test_longer_run_beats_mean_colour_fill():
     torch.manual_seed(0)
     model = create_method("mae", create_backbone("vit_tiny", 32), 32)

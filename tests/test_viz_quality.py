@@ -13,8 +13,8 @@ from sslcore.models import create_backbone
 from sslcore.viz.attention import attention_maps
 from sslcore.viz.mae import mae_reconstruct
 from sslcore.viz.quality import (blur_fill, box_mask, box_score_table, box_scores, centred_blob, fill_psnr,
-                                 head_mean_attention, mae_masks, mass_inside, masked_psnr, mean_fill,
-                                 patch_mask_to_pixels, patch_to_pixels, reconstruction_psnr)
+                                 head_attention, head_mean_attention, mae_masks, mask_score_table, mass_inside,
+                                 masked_psnr, mean_fill, patch_mask_to_pixels, patch_to_pixels, reconstruction_psnr)
 
 
 def test_box_mask_corners_are_inclusive_and_clipped():
@@ -137,6 +137,29 @@ def test_head_mean_attention_is_the_viewers_map_batched():
     assert batched.shape == (5, 4, 4) and vit.training  # mode restored
     for image, got in zip(images, batched):
         np.testing.assert_allclose(got, attention_maps(vit, normalize(image[None])[0]).mean(0), atol=1e-5)
+    heads = head_attention(vit, images, batch=3)
+    assert heads.shape == (5, 3, 4, 4)  # vit_tiny: 3 heads
+    np.testing.assert_allclose(heads.mean(1), batched, atol=1e-6)
+    np.testing.assert_allclose(heads[0], attention_maps(vit, normalize(images[:1])[0]), atol=1e-5)
+
+
+def test_mask_scores_read_the_object_mask_like_box_scores_read_the_box():
+    # Two 2x2-patch maps at patch 2 (4x4 px): an object mask, and the box that holds the same pixels.
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[0, :2, :2] = True  # the top-left patch
+    masks[1, 2:, :] = True  # the bottom row of patches
+    inside = np.array([[[1.0, 0], [0, 0]], [[0, 0], [0.5, 0.5]]])
+    uniform = np.ones((2, 2, 2))
+    np.testing.assert_allclose(mask_score_table(inside, masks, 2), [[1, 1], [1, 1]])
+    np.testing.assert_allclose(mask_score_table(uniform, masks, 2)[:, 0], [0.25, 0.5])  # the object's area
+    np.testing.assert_allclose(mask_score_table(uniform, masks, 2),
+                               box_score_table(uniform, [(0, 0, 1, 1), (0, 2, 3, 3)], 2))
+    # A mask that cuts through a patch counts the patch's covered share, as a box does.
+    half = np.zeros((1, 4, 4), dtype=bool)
+    half[0, 0, :2] = True
+    assert mask_score_table(np.ones((1, 2, 2)), half, 2)[0, 0] == pytest.approx(2 / 16)
+    with pytest.raises(ValueError):
+        mask_score_table(uniform, masks[:1], 2)
 
 
 def test_reconstruction_and_fill_psnr_per_image():

@@ -65,7 +65,8 @@ def _thin(metrics: dict[str, tuple[list[int], list[float]]]) -> dict[str, dict[s
     return out
 
 
-def _machine() -> str:
+def describe_machine() -> str:
+    """The CPU, its cores and torch (e.g. "AMD EPYC 9B14, 2 cores, torch 2.14.1"), for provenance and benchmarks."""
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
@@ -100,7 +101,7 @@ def build_starter_pack(out: Path | None = None, methods: list[str] | None = None
             state, meta = load_checkpoint(store.run_dir(run_id) / CHECKPOINT)
             prefix = kept_prefix(method)
             kept = {k: v for k, v in state.items() if k.startswith(prefix)}
-            provenance = {"command": train_command(cfg), "machine": _machine(), "commit": _commit(),
+            provenance = {"command": train_command(cfg), "machine": describe_machine(), "commit": _commit(),
                           "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
             summary = {**summary, "run_dir": "", "provenance": provenance}
             save_checkpoint(target / CHECKPOINT, kept, {**meta, "summary": summary,
@@ -120,8 +121,8 @@ def build_starter_pack(out: Path | None = None, methods: list[str] | None = None
     for entry in entries:
         digest.update((out / entry["id"] / CHECKPOINT).read_bytes())
         digest.update((out / entry["id"] / "summary.json").read_bytes())
-    pack = {"format": PACK_FORMAT, "version": digest.hexdigest()[:16], "built": time.time(), "machine": _machine(),
-            "runs": entries}
+    pack = {"format": PACK_FORMAT, "version": digest.hexdigest()[:16], "built": time.time(),
+            "machine": describe_machine(), "runs": entries}
     atomic_write(out / "pack.json", json.dumps(pack, indent=1).encode())
     return pack
 

@@ -57,20 +57,25 @@ def mass_inside(weights: np.ndarray, inside: np.ndarray) -> float:
     return float(weights[inside].sum()) / total if total > 0 else 0.0
 
 
-def box_scores(attention: np.ndarray, box: Box, patch: int, mass: float = 0.6) -> tuple[float, float]:
-    """(plain, thresholded) attention mass inside ``box`` for one (h, w) patch-level attention map.
+def region_scores(attention: np.ndarray, inside: np.ndarray, patch: int, mass: float = 0.6) -> tuple[float, float]:
+    """(plain, thresholded) attention mass inside a region for one (h, w) patch-level attention map.
 
-    ``plain``: share of the whole map inside the box. ``thresholded``: the map restricted to the
-    patches holding its top ``mass`` (:func:`threshold_mass`), and the share of that inside the box.
-    Per-patch values are spread evenly over the patch's pixels, so a patch the box cuts through
+    ``inside``: (h*patch, w*patch) bool, the object's pixels (its box, or its mask where one is known).
+    ``plain``: share of the whole map inside the region. ``thresholded``: the map restricted to the
+    patches holding its top ``mass`` (:func:`threshold_mass`), and the share of that inside the region.
+    Per-patch values are spread evenly over the patch's pixels, so a patch the region cuts through
     counts in proportion to its covered pixels.
     """
     attention = np.clip(np.asarray(attention, dtype=np.float64), 0, None)
     kept = threshold_mass(attention[None], mass)[0]
-    h, w = attention.shape
-    inside = box_mask((h * patch, w * patch), box)
     plain = mass_inside(patch_to_pixels(attention, patch), inside)
     return plain, mass_inside(patch_to_pixels(attention * kept, patch), inside)
+
+
+def box_scores(attention: np.ndarray, box: Box, patch: int, mass: float = 0.6) -> tuple[float, float]:
+    """:func:`region_scores` inside ``box``."""
+    h, w = np.shape(attention)
+    return region_scores(attention, box_mask((h * patch, w * patch), box), patch, mass)
 
 
 def box_score_table(maps: np.ndarray, boxes: Sequence[Box], patch: int, mass: float = 0.6) -> np.ndarray:
@@ -78,6 +83,14 @@ def box_score_table(maps: np.ndarray, boxes: Sequence[Box], patch: int, mass: fl
     if len(maps) != len(boxes):
         raise ValueError(f"{len(maps)} maps for {len(boxes)} boxes")
     return np.array([box_scores(m, b, patch, mass) for m, b in zip(maps, boxes)]).reshape(len(boxes), 2)
+
+
+def mask_score_table(maps: np.ndarray, masks: np.ndarray, patch: int, mass: float = 0.6) -> np.ndarray:
+    """(N, 2) :func:`region_scores` (plain, thresholded) of each map of ``maps`` (N, h, w) with its object
+    mask of ``masks`` (N, h*patch, w*patch) bool."""
+    if len(maps) != len(masks):
+        raise ValueError(f"{len(maps)} maps for {len(masks)} masks")
+    return np.array([region_scores(m, k, patch, mass) for m, k in zip(maps, masks)]).reshape(len(masks), 2)
 
 
 def centred_blob(h: int, w: int, sigma: float) -> np.ndarray:
@@ -149,10 +162,10 @@ def blur_fill(image: np.ndarray, hidden: np.ndarray, sigma: float) -> np.ndarray
 # batched measurements over a held-out set
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
-def head_mean_attention(vit: nn.Module, images: Tensor, block: int = -1, batch: int = 256) -> np.ndarray:
-    """(N, h, w) head-mean CLS-to-patch attention of ``block`` for (N, 3, S, S) images in [0, 1].
+def head_attention(vit: nn.Module, images: Tensor, block: int = -1, batch: int = 256) -> np.ndarray:
+    """(N, heads, h, w) CLS-to-patch attention of ``block``, per head, for (N, 3, S, S) images in [0, 1].
 
-    The batched form of :func:`sslcore.viz.attention.attention_maps` averaged over heads.
+    The batched form of :func:`sslcore.viz.attention.attention_maps`.
     """
     patch = vit.patch_embed.patch_size[0]
     h, w = images.shape[-2] // patch, images.shape[-1] // patch
@@ -163,11 +176,16 @@ def head_mean_attention(vit: nn.Module, images: Tensor, block: int = -1, batch: 
         for chunk in images.split(batch):
             with materialised_attention(vit.blocks[block]) as captured:
                 vit.forward_features(normalize(chunk))
-            att = captured[-1][:, :, 0, vit.num_prefix_tokens:].float().mean(1)  # (B, h*w)
-            out.append(att.reshape(-1, h, w).cpu().numpy())
+            att = captured[-1][:, :, 0, vit.num_prefix_tokens:].float()  # (B, heads, h*w)
+            out.append(att.reshape(len(chunk), -1, h, w).cpu().numpy())
     finally:
         vit.train(was_training)
     return np.concatenate(out)
+
+
+def head_mean_attention(vit: nn.Module, images: Tensor, block: int = -1, batch: int = 256) -> np.ndarray:
+    """(N, h, w) :func:`head_attention` averaged over heads."""
+    return head_attention(vit, images, block, batch).mean(1)
 
 
 def mae_masks(n: int, grid: tuple[int, int], ratio: float, seed: int) -> Tensor:
