@@ -12,6 +12,7 @@ The images are drawn with a seed that neither the training split (seed 0) nor th
 of a run (seed 1,000,003) uses.
 
     python benchmarks/shapes_attention.py RUN_DIR|SHIPPED_NAME [--n 1000] [--mass 0.6] [--json]
+        [--metrics-out FILE]   # the headline numbers as JSON, for `sslcore export --metrics FILE`
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="held-out images")
     parser.add_argument("--mass", type=float, default=0.6)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--metrics-out", help="write the headline numbers to this JSON file")
     args = parser.parse_args()
 
     loaded = from_run(args.model) if Path(args.model).is_dir() else load_shipped(args.model)
@@ -62,6 +64,16 @@ def main() -> None:
     rows = {"trained": scores(trained, masks, patch, args.mass), "random init": scores(random, masks, patch, args.mass),
             "centred blob": scores(blob, masks, patch, args.mass)}
     area = float(masks.mean())
+    if args.metrics_out:
+        top = f"top{int(args.mass * 100)}"
+        Path(args.metrics_out).write_text(json.dumps({
+            "heldout": f"shapes, {args.n} images at {size} px, seed {SEED}",
+            f"attention_{top}_mass_in_object": rows["trained"]["mean_top"],
+            f"best_head_{top}_mass_in_object": rows["trained"]["best_top"],
+            f"random_init_{top}_mass_in_object": rows["random init"]["mean_top"],
+            f"random_init_best_head_{top}_mass_in_object": rows["random init"]["best_top"],
+            f"centred_blob_{top}_mass_in_object": rows["centred blob"]["mean_top"],
+            "object_area": area}, indent=2))
     if args.json:
         print(json.dumps({"model": loaded.source, "images": args.n, "size": size, "object_area": area, **rows}))
         return
