@@ -45,10 +45,10 @@ testdata:
 test: $(STAMP) testdata
 	$(PY) -m pytest
 
-# Minutes-long tests that CI leaves out to stay under 20 minutes: the DINO, BYOL, rotation, inpainting and
-# MAE short runs and MAE's longer run, relpos, jigsaw and colorization read stage by stage, every collapse-lab
-# ablation but SimCLR's, four runs queued at once against a solo run, and the Embeddings page scoring a run,
-# its stages, a timeline step and a lab checkpoint beside their random init.
+# Minutes-long tests that CI leaves out to stay under 20 minutes: the MoCo, DINO, BYOL, rotation, inpainting
+# and MAE short runs and MAE's longer run, relpos, jigsaw and colorization read stage by stage, every
+# collapse-lab ablation but SimCLR's, four runs queued at once against a solo run, and the Embeddings page
+# scoring a run, its stages, a timeline step and a lab checkpoint beside their random init.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
 

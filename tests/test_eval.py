@@ -307,7 +307,7 @@ def cli(*args):
 
 def test_cli_eval_json_with_linear_and_label_fractions(tmp_path):
     run = cli("train", "--steps", "3", "--batch-size", "32", "--train-size", "256", "--knn-every", "1000",
-              "--knn-test", "100", "--out", str(tmp_path), "--json")
+              "--knn-bank", "400", "--knn-test", "100", "--out", str(tmp_path), "--json")
     common = ["eval", "--run", run["run_dir"], "--dataset", "shapes", "--knn-bank", "400", "--knn-test", "100", "--json"]
     result = cli(*common, "--knn", "--linear", "--label-fractions", "0.1,1", "--random-init", "--supervised",
                  "--finetune", "--finetune-epochs", "1")

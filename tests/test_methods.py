@@ -362,7 +362,7 @@ SHORT_RUNS = [
     # +8.6 in fp32 and under bf16 autocast alike since MoCo's heads run in float32 (bf16 heads: +2.8;
     # seeds 1 and 2: fp32 +11.4 / +6.4, bf16 with float32 heads +8.8 / +5.0, bf16 heads +5.4 / +3.2).
     # On an AMD bf16 CPU (3 December, later) the float32-head code gains +6.2.
-    short_run("moco", {}, {}, 300, 8.6, 3.0),
+    short_run("moco", {}, {}, 300, 8.6, 3.0, long=True),  # 45 s: CI keeps SimCLR's (tests/test_engine.py)
     # Past BYOL's early dip: at 400 steps it gained -2.4 (bf16 heads), -0.6 (fp32) and +2.2 (float32
     # heads under bf16) on one Intel CPU, 3 December 2026; 800 steps with float32 heads +6.2.
     short_run("byol", {}, {}, 800, 6.2, 2.0, long=True),
