@@ -80,6 +80,35 @@ def open_app(page: str | None = None, timeout: float = 120):
     return at
 
 
+def run_until(app, done, seconds: float = 180, check=None) -> None:
+    """``run_every`` does not tick in AppTest: rerun ``app`` until ``done(app)``, failing on any exception
+    after each rerun (and on whatever ``check(app)`` asserts)."""
+    deadline = time.time() + seconds
+    while not done(app):
+        assert time.time() < deadline, "the background job did not finish"
+        time.sleep(1)
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+        if check is not None:
+            check(app)
+
+
+def wait_idle(page, quiet: float = 2.0, timeout: float = 60.0) -> None:
+    """Until the browser ``page`` has run no script for ``quiet`` seconds: a rerun can flip a tab back or
+    shift a chart under the mouse."""
+    status = page.locator("[data-testid=stStatusWidget]")
+    deadline, calm_since = time.time() + timeout, None
+    while time.time() < deadline:
+        if status.count() and status.first.is_visible():
+            calm_since = None
+        elif calm_since is None:
+            calm_since = time.time()
+        elif time.time() - calm_since > quiet:
+            return
+        time.sleep(0.2)
+    pytest.fail("the app kept rerunning")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from conftest import wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -19,21 +20,6 @@ def point_centres(page, limit=40):
         if box and box["width"] > 0:
             centres.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
     return centres
-
-
-def wait_idle(page, quiet=2.0, timeout=60.0):
-    """Wait until no script has run for ``quiet`` seconds: a rerun can shift the chart under the mouse."""
-    status = page.locator("[data-testid=stStatusWidget]")
-    deadline, calm_since = time.time() + timeout, None
-    while time.time() < deadline:
-        if status.count() and status.first.is_visible():
-            calm_since = None
-        elif calm_since is None:
-            calm_since = time.time()
-        elif time.time() - calm_since > quiet:
-            return
-        time.sleep(0.2)
-    pytest.fail("the app kept rerunning")
 
 
 def test_hover_shows_thumbnail_and_click_shows_neighbours(server, page, tmp_path):

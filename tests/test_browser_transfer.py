@@ -1,29 +1,14 @@
 """The Transfer planner in headless Chromium: a tiny run in the server's store, a small labelled folder,
 the flow clicked through to the result table and its reading."""
 
-import time
 from dataclasses import asdict
 
 import pytest
 
+from conftest import wait_idle
 from test_transfer import TINY, labelled_folder
 
 pytestmark = pytest.mark.browser
-
-
-def wait_idle(page, quiet: float = 2.0, timeout: float = 90.0) -> None:
-    """Until no script has run for ``quiet`` seconds: a tab clicked during the first run can flip back."""
-    status = page.locator("[data-testid=stStatusWidget]")
-    deadline, calm_since = time.time() + timeout, None
-    while time.time() < deadline:
-        if status.count() and status.first.is_visible():
-            calm_since = None
-        elif calm_since is None:
-            calm_since = time.time()
-        elif time.time() - calm_since > quiet:
-            return
-        time.sleep(0.2)
-    pytest.fail("the app kept rerunning")
 
 
 def fill(page, key: str, value: str) -> None:
@@ -44,7 +29,7 @@ def test_transfer_flow_shows_the_result_table(server, page, tmp_path):
 
     page.goto(f"{server}/transfer")
     page.get_by_text("5,000,000 chest X-rays").wait_for(timeout=120_000)
-    wait_idle(page)
+    wait_idle(page, timeout=90.0)
     page.get_by_role("tab", name="Your data").click()
     chosen = page.locator(".st-key-tr_run input")
     chosen.wait_for(timeout=60_000)

@@ -3,12 +3,11 @@ scores computed on demand beside their protocols."""
 
 import json
 import threading
-import time
 from dataclasses import asdict
 
 import pytest
 
-from conftest import open_app
+from conftest import open_app, run_until
 
 
 
@@ -20,16 +19,6 @@ def at():
 def figure_title(app) -> str:
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     return spec["layout"]["title"]["text"]
-
-
-def run_until(app, done, seconds=180):
-    """``run_every`` does not tick in AppTest: rerun until the state shows."""
-    deadline = time.time() + seconds
-    while not done(app):
-        assert time.time() < deadline, "the background job did not finish"
-        time.sleep(1)
-        app.run()
-        assert not app.exception, [e.value for e in app.exception]
 
 
 def test_without_runs_the_page_explains(at):

@@ -3,7 +3,6 @@
 
 import json
 import re
-import time
 from dataclasses import asdict
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import open_app
+from conftest import open_app, run_until
 from sslcore.data import load_split
 from sslcore.runs import RunConfig, RunStore
 from sslcore.runs.execute import execute
@@ -119,19 +118,9 @@ def test_mae_reconstructions_improve_from_random_init_to_final():
     assert values["20 (final)"] > values["0 (random init)"] + 1.0
 
 
-def run_until(at: AppTest, done, seconds: float = 300) -> None:
-    """``run_every`` does not tick in AppTest: rerun until the state shows."""
-    deadline = time.time() + seconds
-    while not done(at):
-        assert time.time() < deadline, "the background job did not finish"
-        time.sleep(1)
-        at.run()
-        ok(at)
-
-
 def scores(at: AppTest):
     at.button(key="emb_go").click().run()
-    run_until(at, lambda a: len(a.dataframe) > 0)
+    run_until(at, lambda a: len(a.dataframe) > 0, seconds=300, check=ok)
     return at.dataframe[0].value.set_index("score").astype(float)  # cells are "57.3"
 
 

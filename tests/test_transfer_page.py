@@ -3,23 +3,12 @@ folder, evaluated in the background and read back as a table and sentences."""
 
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 
-from conftest import ROOT, open_app
+from conftest import ROOT, open_app, run_until
 from test_transfer import TINY, labelled_folder
 
 PAGE = "views/transfer.py"
-
-
-def run_until(app, done, seconds=240):
-    """``run_every`` does not tick in AppTest: rerun until the state shows."""
-    deadline = time.time() + seconds
-    while not done(app):
-        assert time.time() < deadline, "the background evaluation did not finish"
-        time.sleep(1)
-        app.run()
-        assert not app.exception, [e.value for e in app.exception]
 
 
 def result_table(app):
@@ -68,7 +57,7 @@ def test_the_flow_on_a_small_labelled_folder(tmp_path):
     at.number_input(key="tr_epochs").set_value(2)
     at.button(key="tr_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    run_until(at, lambda a: result_table(a) is not None)
+    run_until(at, lambda a: result_table(a) is not None, seconds=240)
 
     table = result_table(at)
     assert table["labels"].tolist() == ["25% (12 images)", "100% (48 images)"]
