@@ -29,7 +29,8 @@ workshop: $(STAMP)
 	SSLCORE_WORKSHOP=1 $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
 	    --server.address 0.0.0.0 --browser.gatherUsageStats false
 
-# Retrain the reference run of every method (assets/starter) after a default changes (about 25 min on 2 cores).
+# Retrain the reference run of every method (assets/starter) after a default changes (about 40 min on 2 cores;
+# `.venv/bin/sslcore starter-pack --methods NAME,...` retrains only those).
 starter-pack: $(STAMP)
 	$(VENV)/bin/sslcore starter-pack
 
@@ -45,10 +46,11 @@ testdata:
 test: $(STAMP) testdata
 	$(PY) -m pytest
 
-# Minutes-long tests that CI leaves out to stay under 20 minutes: the MoCo, DINO, BYOL, rotation, inpainting
-# and MAE short runs and MAE's longer run, relpos, jigsaw and colorization read stage by stage, every
-# collapse-lab ablation but SimCLR's, four runs queued at once against a solo run, and the Embeddings page
-# scoring a run, its stages, a timeline step and a lab checkpoint beside their random init.
+# Minutes-long tests that CI leaves out to stay under 20 minutes: every method's default run but jigsaw's, the
+# MoCo, DINO, BYOL, rotation, inpainting and MAE short runs and MAE's longer run, relpos, jigsaw and
+# colorization read stage by stage, every collapse-lab ablation but SimCLR's, four runs queued at once against
+# a solo run, and the Embeddings page scoring a run, its stages, a timeline step and a lab checkpoint beside
+# their random init.
 test-long: $(STAMP) testdata
 	$(PY) -m pytest -m long
 

@@ -18,7 +18,7 @@ from sslcore.eval import FineTuneConfig, parse_fractions
 from sslcore.methods import METHODS
 from sslcore.models import BACKBONES
 from sslcore.runs import RunConfig, RunStore
-from sslcore.runs.config import default_backbone, default_budget
+from sslcore.runs.config import default_backbone, default_run
 
 
 def _json_safe(x: Any) -> Any:
@@ -45,11 +45,11 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser, image_size_help: str) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="shapes")
     p.add_argument("--data-dir", help="image folder for --dataset folder (root/<class>/* or flat)")
     p.add_argument("--eval-dir", help="labelled folder for kNN evaluation (default: a split of --data-dir)")
-    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=None, help=image_size_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
 
@@ -57,9 +57,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _add_run_args(t: argparse.ArgumentParser) -> None:
     """The flags of ``train`` and ``submit``: everything in a :class:`RunConfig`."""
     t.add_argument("--method", choices=sorted(METHODS), default="simclr")
-    _add_data_args(t)
+    _add_data_args(t, "default: the method's default run's on shapes (64 for jigsaw and relpos), else 32")
     t.add_argument("--backbone", choices=sorted(BACKBONES), help="default: convnet (vit_tiny for mae)")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=None, help="default: the method's default run's (64 for "
+                   "mae on shapes), else 128")
     budget = t.add_argument_group("budget (time counts training only; evaluation pauses the clock; default: the "
                                   "method's default run on shapes, 60 s on other data)")
     budget.add_argument("--max-seconds", type=float)
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a saved run's backbone")
     e.add_argument("--run", required=True, help="run folder")
-    _add_data_args(e)
+    _add_data_args(e, "default: the run's")
     e.add_argument("--knn", action="store_true", help="weighted kNN top-1")
     e.add_argument("--knn-k", type=int, default=20)
     e.add_argument("--knn-t", type=float, default=0.1)
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("starter-pack", help="train the reference run of every method on shapes and write the pack "
                                             "(assets/starter; the app installs it into every store)")
     s.add_argument("--out", help="pack folder (default: assets/starter)")
-    s.add_argument("--methods", help="comma-separated subset (default: every registered method)")
+    s.add_argument("--methods", help="comma-separated subset to retrain; the pack keeps the other methods' runs "
+                                     "(default: every registered method)")
 
     d = sub.add_parser("dispatcher", help="serve the queue in the foreground (the app and submit start one themselves)")
     d.add_argument("--root", help="run store folder (default: $SSLCORE_HOME/runs)")
@@ -163,15 +165,16 @@ def refuse_multiprocess(env: Mapping[str, str] = os.environ) -> None:
 
 
 def config_from_args(args: argparse.Namespace, command: str) -> RunConfig:
+    run = default_run(args.method, args.dataset)  # what the user leaves unset (on shapes: the method's default run)
     if args.steps or args.max_seconds:
         budget = {"steps": args.steps, "max_seconds": args.max_seconds}
-    else:  # the method's default run on shapes (60 s elsewhere)
-        budget = dict(zip(("steps", "max_seconds"), default_budget(args.method, args.dataset)))
+    else:
+        budget = {"steps": run.steps, "max_seconds": run.max_seconds}
     try:
         return RunConfig(method=args.method, dataset=args.dataset, data_dir=args.data_dir, eval_dir=args.eval_dir,
-                         backbone=args.backbone or default_backbone(args.method), image_size=args.image_size,
-                         batch_size=args.batch_size, **budget,
-                         seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
+                         backbone=args.backbone or default_backbone(args.method),
+                         image_size=args.image_size or run.image_size, batch_size=args.batch_size or run.batch_size,
+                         **budget, seed=args.seed, train_size=args.train_size, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, precision=args.precision, device=args.device,
                          knn_k=args.knn_k, knn_t=args.knn_t, knn_bank=args.knn_bank, knn_test=args.knn_test,
                          knn_every_seconds=args.knn_every, knn_stages=args.knn_stages,
@@ -331,7 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sslcore.runs.starter import build_starter_pack
 
         refuse_multiprocess()
-        pack = build_starter_pack(Path(args.out) if args.out else None, args.methods.split(",") if args.methods else None)
+        try:
+            pack = build_starter_pack(Path(args.out) if args.out else None,
+                                      args.methods.split(",") if args.methods else None)
+        except ValueError as e:
+            raise SystemExit(f"sslcore starter-pack: {e}") from e
         print(json.dumps(_json_safe(pack), indent=2))
         return 0
     if args.command == "dispatcher":

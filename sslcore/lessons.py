@@ -311,12 +311,12 @@ MASKING = Lesson("masking", "Masked modelling",
           "a full pass and can be made large. A light decoder then places mask tokens at the hidden "
           "positions and predicts their pixels; the loss counts only those. After pre-training the decoder is "
           "discarded and the encoder is kept."),
-    _step("The lab ships a reference MAE trained on shapes for a few hundred steps. Open it on the Runs page and "
+    _step("The lab ships a reference MAE trained on shapes for five minutes. Open it on the Runs page and "
           "read its kNN chart against the dashed random-init line; SimCLR's reference (ref-shapes-simclr) "
-          "gained tens of points in the same kind of run.",
+          "gained tens of points in a run of half that time.",
           "How does MAE's frozen kNN compare with SimCLR's after a short CPU run?",
           ("Far ahead: reconstruction is the stronger signal",
-           "Far behind: it stays close to its random-init line", "Exactly level with SimCLR's",
+           "Far behind: a few points above its random-init line", "Exactly level with SimCLR's",
            "It cannot be measured, because MAE has no encoder"), 1,
           "MAE's features ripen slowly: the paper trains for hundreds of epochs and usually fine-tunes the "
           "encoder rather than reading it frozen. A pixel-reconstruction objective also keeps detail a "

@@ -77,6 +77,23 @@ def test_train_form_offers_mae_only_vit_backbones(at):
     assert backbone.value == "vit_tiny" and all(o.startswith("vit") for o in backbone.options)
 
 
+def test_train_form_follows_each_methods_default_run(at):
+    """Image size, batch and budget switch to the chosen method's default run on shapes (DEFAULT_RUNS)."""
+    at.switch_page("views/train.py")
+    at.run()
+    def form():
+        return at.select_slider(key="train_size").value, at.select_slider(key="train_bs").value, \
+            at.number_input(key="train_budget").value
+    assert form() == (32, 128, 1200)
+    at.selectbox(key="train_method").select("jigsaw").run()
+    assert form() == (64, 128, 400)
+    assert any("tile_resize 0.25" in c.value for c in at.caption)
+    at.selectbox(key="train_method").select("mae").run()
+    assert form() == (32, 64, 1500)
+    at.selectbox(key="train_method").select("simclr").run()
+    assert form() == (32, 128, 1200)
+
+
 def test_train_form_offers_dino_centrings_as_choices(at):
     at.switch_page("views/train.py")
     at.run()

@@ -79,6 +79,14 @@ def test_build_then_install(tmp_path, monkeypatch):
     method, _ = load_run(store.run_dir("ref-shapes-rotation"))  # heads at their seeded init, backbone the pack's
     backbone = method.backbone.state_dict()
     assert all(torch.equal(backbone[k.removeprefix("backbone.")].float(), v) for k, v in state.items())
+    # Retraining one method keeps the others' runs in the pack, in the registry's order.
+    mae_checkpoint = (tmp_path / "pack" / "ref-shapes-mae" / "checkpoint.safetensors").read_bytes()
+    again = starter.build_starter_pack(tmp_path / "pack", ["rotation"], log=lambda s: None)
+    assert [r["id"] for r in again["runs"]] == ["ref-shapes-rotation", "ref-shapes-mae"]
+    assert (tmp_path / "pack" / "ref-shapes-mae" / "checkpoint.safetensors").read_bytes() == mae_checkpoint
+    assert again["version"] != pack["version"]  # stores install the new pack
+    with pytest.raises(ValueError, match="unknown methods"):
+        starter.build_starter_pack(tmp_path / "pack", ["nope"], log=lambda s: None)
 
 
 def test_compare_and_embeddings_show_the_reference_runs_on_a_fresh_install(monkeypatch):

@@ -11,7 +11,8 @@ import streamlit as st
 from sslcore.augment import RECIPES, ViewConfig
 from sslcore.methods import METHODS
 from sslcore.runs import RunConfig
-from sslcore.runs.config import DEFAULT_STEPS, VIT_ONLY_METHODS, backbones_for, default_backbone
+from sslcore.runs.config import (VIT_ONLY_METHODS, backbones_for, default_backbone, default_run,
+                                 describe_default_run)
 from sslcore.workshop import KNOB_GROUPS, WorkshopError
 from ui.session import presets, workshop
 from ui.urlstate import data_default, fit
@@ -87,11 +88,13 @@ def run_config_form(key: str = "train") -> RunConfig | None:
     fit(f"{key}_method", methods, "the methods this class offers")
     method = st.selectbox("Method", methods, index=methods.index("simclr") if "simclr" in methods else 0,
                           key=f"{key}_method")
+    run = default_run(method, "shapes")  # the method's default run on shapes, the one its reference run trained
     if class_presets:
         default_kind, default_budget = "seconds", int(class_presets.default_seconds)
-    else:  # the method's default run on shapes, the one its reference run trained
-        default_kind, default_budget = "steps", DEFAULT_STEPS[method]
-    base = RunConfig(method=method, backbone=default_backbone(method))
+    else:
+        default_kind, default_budget = "steps", run.steps
+    base = RunConfig(method=method, backbone=default_backbone(method), image_size=run.image_size,
+                     batch_size=run.batch_size)
     dataset, data_dir, eval_dir = base.dataset, "", ""
     backbone, image_size, batch_size = base.backbone, base.image_size, base.batch_size
     budget_kind, budget, lr, seed = default_kind, default_budget, base.lr, base.seed
@@ -114,8 +117,11 @@ def run_config_form(key: str = "train") -> RunConfig | None:
                 # which carried 'convnet' over to MAE.
                 backbone = st.selectbox("Backbone", backbones, index=backbones.index(default_backbone(method)),
                                         key=f"{key}_bb_vit" if vit_only else f"{key}_bb")
-                image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], 32, key=f"{key}_size")
-                batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], 128, key=f"{key}_bs")
+                data_default(f"{key}_size", run.image_size)  # size and batch follow the method
+                image_size = st.select_slider("Image size", [16, 24, 32, 48, 64], run.image_size, key=f"{key}_size")
+                data_default(f"{key}_bs", run.batch_size)
+                batch_size = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], run.batch_size,
+                                              key=f"{key}_bs")
         with c3:
             if "budget" in shown:
                 kinds = ["seconds", "steps"]
@@ -129,7 +135,7 @@ def run_config_form(key: str = "train") -> RunConfig | None:
             if class_presets:
                 st.caption(f"This class trains for at most {class_presets.max_seconds:g} s per run.")
             else:
-                st.caption(f"Default: {method}'s run on shapes, {default_budget} steps, as its reference run in Runs.")
+                st.caption(describe_default_run(method))
         if "method options" in shown:
             with st.expander(f"{method} options (defaults: our CPU values; the paper's are noted in the code)"):
                 options = {f.name: _option_widget(f, f"{key}_{method}_{f.name}")

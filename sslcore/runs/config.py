@@ -23,20 +23,54 @@ DATASET_VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# Each method's default run on ``shapes``: a step budget (steps mean the same on every CPU, seconds do
-# not), about 90 s of training on a 2-core CPU with bf16 (MAE about 3 min: it needs the most steps to
-# move off random init). The starter pack's reference runs are these runs (benchmarks/README.md has
-# their kNN gains); the Train page and ``sslcore train`` use them when no budget is given.
-DEFAULT_STEPS: dict[str, int] = {"simclr": 1200, "moco": 1600, "byol": 800, "dino": 800, "mae": 600, "rotation": 400,
-                                 "jigsaw": 400, "relpos": 1500, "colorization": 450, "inpainting": 850}
-DEFAULT_SECONDS = 60.0  # the budget on other datasets
+@dataclass(frozen=True)
+class DefaultRun:
+    """A method's default run: what the Train page and ``sslcore train`` use for what the user leaves
+    unset, and, on ``shapes``, what the starter pack's reference run trained.
+
+    Attributes:
+        steps, max_seconds: the budget (on shapes in steps: they mean the same on every CPU, seconds do not).
+        image_size: the size the images are drawn or resized to.
+        batch_size: images per step.
+        options: method options that belong to this image size (filled in where the user set none).
+    """
+
+    steps: int | None = None
+    max_seconds: float | None = None
+    image_size: int = 32
+    batch_size: int = 128
+    options: dict[str, Any] = field(default_factory=dict)
 
 
-def default_budget(method: str, dataset: str) -> tuple[int | None, float | None]:
-    """(steps, max_seconds) of a run given no budget: the method's default run on shapes, else 60 s."""
-    if dataset == "shapes" and method in DEFAULT_STEPS:
-        return DEFAULT_STEPS[method], None
-    return None, DEFAULT_SECONDS
+# Each method's default run on ``shapes``: at most 5 minutes of training on a 2-core CPU with bf16,
+# after which its standard kNN beats random init by 5 points or more (benchmarks/README.md has every
+# run's seconds and gain; colorization has nothing to learn on shapes, by design). Jigsaw and
+# relative position draw ``shapes`` at 64 px and feed their 16 px tiles to the backbone unresized: at
+# 32 px their tiles were magnified 2x, the backbone learned shapes at twice the size the 32 px
+# readout shows them, and their kNN stayed at random init (+2.4 and -4.6; at 64 px +9.3 and +7.0).
+# MAE needs steps more than images per step: batch 64 doubles the steps in its time (1,500 steps of
+# batch 64: +5.7 in 266 s, 2,000: +7.3 in 342 s; 600 of batch 128: +0.7).
+DEFAULT_RUNS: dict[str, DefaultRun] = {
+    "simclr": DefaultRun(1200), "moco": DefaultRun(1600), "byol": DefaultRun(800), "dino": DefaultRun(800),
+    "mae": DefaultRun(1500, batch_size=64), "rotation": DefaultRun(400), "colorization": DefaultRun(450),
+    "inpainting": DefaultRun(850),
+    "jigsaw": DefaultRun(400, image_size=64, options={"tile_resize": 0.25}),
+    "relpos": DefaultRun(1500, image_size=64, options={"patch_resize": 0.25}),
+}
+ELSEWHERE = DefaultRun(max_seconds=60.0)  # on other datasets, every method
+
+
+def default_run(method: str, dataset: str) -> DefaultRun:
+    """``method``'s default run on ``dataset``: its :data:`DEFAULT_RUNS` entry on shapes, else 60 s at 32 px."""
+    return DEFAULT_RUNS.get(method, ELSEWHERE) if dataset == "shapes" else ELSEWHERE
+
+
+def describe_default_run(method: str) -> str:
+    """One line for the Train form: ``method``'s default run on shapes, and which options come with it."""
+    run = default_run(method, "shapes")
+    options = ", ".join(f"{k} {v}" for k, v in run.options.items())
+    return (f"Default: {method}'s run on shapes, {run.steps} steps of {run.batch_size} images at {run.image_size} px"
+            + (f" ({options}, unless you change them)" if options else "") + ", as its reference run in Runs.")
 
 
 def backbones_for(method: str) -> list[str]:
@@ -100,12 +134,16 @@ class RunConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def with_dataset_defaults(self) -> "RunConfig":
-        """This config with the dataset's recommended view options filled in where the user set none.
+        """This config with the dataset's recommended view options filled in where the user set none, and
+        the options of the method's default run (:data:`DEFAULT_RUNS`) when it trains at that run's size.
 
         Stored in the run's config, so the recipe a run trained with is always on record.
         """
         fields_of_method = {f.name for f in fields(METHODS[self.method].Config)} if self.method in METHODS else set()
         defaults = {k: v for k, v in DATASET_VIEW_DEFAULTS.get(self.dataset, {}).items() if k in fields_of_method}
+        run = default_run(self.method, self.dataset)
+        if run.image_size == self.image_size:  # its options belong to its image size
+            defaults.update(run.options)
         return replace(self, options={**defaults, **self.options})
 
     def optim(self) -> OptimConfig:

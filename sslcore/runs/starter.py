@@ -2,7 +2,7 @@
 
 A fresh install shows them in Runs, Compare and Embeddings (marked as reference), so a class can
 compare ten methods before anyone has trained. Each was trained by :func:`execute` with the
-method's default run on shapes (its defaults and :data:`~sslcore.runs.config.DEFAULT_STEPS`);
+method's default run on shapes (its defaults and :data:`~sslcore.runs.config.DEFAULT_RUNS`);
 the pack keeps its metrics and a small checkpoint: the backbone in float16 (MAE: encoder and decoder,
 so the MAE page can reconstruct with it). ``sslcore starter-pack`` (``make starter-pack``) rebuilds it;
 tests/test_starter.py fails when a method's defaults no longer match the pack's recipe.
@@ -29,7 +29,7 @@ from sslcore.export import train_command
 from sslcore.methods import METHODS
 from sslcore.models.load import assets_dir
 from sslcore.paths import atomic_write
-from sslcore.runs.config import RunConfig, default_backbone, default_budget
+from sslcore.runs.config import RunConfig, default_backbone, default_run
 from sslcore.runs.execute import CHECKPOINT, execute
 from sslcore.runs.store import RunStore
 from sslcore.runs.timeline import PARTIAL_KEY
@@ -44,11 +44,10 @@ def pack_dir() -> Path:
 
 
 def pack_config(method: str) -> RunConfig:
-    """``method``'s reference run: its default run on ``shapes`` (defaults, and the step budget of
-    :data:`~sslcore.runs.config.DEFAULT_STEPS`)."""
-    steps, seconds = default_budget(method, "shapes")
-    return RunConfig(method=method, dataset="shapes", backbone=default_backbone(method), steps=steps,
-                     max_seconds=seconds).with_dataset_defaults()
+    """``method``'s reference run: its default run on ``shapes`` (:data:`~sslcore.runs.config.DEFAULT_RUNS`)."""
+    run = default_run(method, "shapes")
+    return RunConfig(method=method, dataset="shapes", backbone=default_backbone(method), image_size=run.image_size,
+                     batch_size=run.batch_size, steps=run.steps, max_seconds=run.max_seconds).with_dataset_defaults()
 
 
 def kept_prefix(method: str) -> str:
@@ -85,38 +84,59 @@ def _commit() -> str:
 
 def build_starter_pack(out: Path | None = None, methods: list[str] | None = None,
                        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train every method's reference run and write the pack to ``out`` (default ``assets/starter``)."""
+    """Train the reference runs of ``methods`` (default: every method) and write the pack to ``out`` (default
+    ``assets/starter``); the runs of other methods already in that pack stay in it, so a changed default
+    retrains one method, not ten."""
     out = Path(out) if out is not None else pack_dir()
-    entries = []
+    methods = methods or list(METHODS)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    others = [e for e in (read_pack(out) or {}).get("runs", [])
+              if e["method"] not in methods and e["method"] in METHODS and (out / e["id"] / CHECKPOINT).is_file()]
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(tmp)
-        for method in methods or list(METHODS):
-            cfg = pack_config(method)
-            run_id = store.create(asdict(cfg), run_id=f"{PREFIX}{method}")
-            log(f"{run_id}: {train_command(cfg)}")
-            summary = execute(cfg, store, run_id, log=log)
-            target = out / run_id
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True)
-            state, meta = load_checkpoint(store.run_dir(run_id) / CHECKPOINT)
-            prefix = kept_prefix(method)
-            kept = {k: v for k, v in state.items() if k.startswith(prefix)}
-            provenance = {"command": train_command(cfg), "machine": describe_machine(), "commit": _commit(),
-                          "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-            summary = {**summary, "run_dir": "", "provenance": provenance}
-            save_checkpoint(target / CHECKPOINT, kept, {**meta, "summary": summary,
-                                                        **({PARTIAL_KEY: [prefix]} if prefix else {})},
-                            dtype=torch.float16)
-            metrics = _thin(store.metrics(run_id))
-            clock = store.step_seconds(run_id)
-            kept_steps = sorted({s for series in metrics.values() for s in series["step"]})
-            for name, data in (("config.json", asdict(cfg)), ("summary.json", summary), ("metrics.json", metrics),
-                               ("seconds.json", {str(s): clock[s] for s in kept_steps if s in clock})):
-                atomic_write(target / name, json.dumps(data, indent=1, allow_nan=True).encode())
-            entries.append({"id": run_id, "method": method, "steps": summary.get("steps"),
-                            "seconds": summary.get("seconds"), "knn_top1": summary.get("knn_top1"),
-                            "knn_top1_random_init": summary.get("knn_top1_random_init"),
-                            "command": provenance["command"]})
+        trained = [_train_reference(method, store, out, log) for method in methods]
+    return write_manifest(out, others + trained)
+
+
+def _train_reference(method: str, store: RunStore, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Train ``method``'s reference run in ``store``, keep it in ``out/<run id>``; its manifest entry."""
+    cfg = pack_config(method)
+    run_id = store.create(asdict(cfg), run_id=f"{PREFIX}{method}")
+    log(f"{run_id}: {train_command(cfg)}")
+    summary = execute(cfg, store, run_id, log=log)
+    target = out / run_id
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    state, meta = load_checkpoint(store.run_dir(run_id) / CHECKPOINT)
+    prefix = kept_prefix(method)
+    provenance = {"command": train_command(cfg), "machine": describe_machine(), "commit": _commit(),
+                  "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    summary = {**summary, "run_dir": "", "provenance": provenance}
+    save_checkpoint(target / CHECKPOINT, {k: v for k, v in state.items() if k.startswith(prefix)},
+                    {**meta, "summary": summary, **({PARTIAL_KEY: [prefix]} if prefix else {})}, dtype=torch.float16)
+    metrics = _thin(store.metrics(run_id))
+    clock = store.step_seconds(run_id)
+    kept_steps = sorted({s for series in metrics.values() for s in series["step"]})
+    for name, data in (("config.json", asdict(cfg)), ("summary.json", summary), ("metrics.json", metrics),
+                       ("seconds.json", {str(s): clock[s] for s in kept_steps if s in clock})):
+        atomic_write(target / name, json.dumps(data, indent=1, allow_nan=True).encode())
+    return manifest_entry(run_id, summary)
+
+
+def manifest_entry(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """A reference run's line in ``pack.json``, from its summary."""
+    return {"id": run_id, "method": summary["method"], "steps": summary.get("steps"), "seconds": summary.get("seconds"),
+            "knn_top1": summary.get("knn_top1"), "knn_top1_random_init": summary.get("knn_top1_random_init"),
+            "command": summary["provenance"]["command"]}
+
+
+def write_manifest(out: Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """``out/pack.json`` for the runs of ``entries`` (in the registry's order); its version hashes their
+    checkpoints and summaries, so stores reinstall the pack whenever a run in it changes."""
+    order = list(METHODS)
+    entries = sorted(entries, key=lambda e: order.index(e["method"]))
     digest = hashlib.sha256()
     for entry in entries:
         digest.update((out / entry["id"] / CHECKPOINT).read_bytes())
