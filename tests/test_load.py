@@ -285,6 +285,25 @@ def test_train_command_is_the_runs_command(tmp_path):
     assert json.loads((second / "config.json").read_text()) == cfg
 
 
+def test_run_archive_holds_every_file_of_the_run(tmp_path):
+    import zipfile
+
+    from sslcore.export import run_archive
+
+    run = tmp_path / "20261206-000000-simclr-abc123"
+    (run / "timeline").mkdir(parents=True)
+    files = {"config.json": b'{"method": "simclr"}', "checkpoint.safetensors": bytes(range(256)) * 64,
+             "metrics.json": b"{}" * 500}
+    for name, data in files.items():
+        (run / name).write_bytes(data)
+    (run / ".lock").write_bytes(b"")
+    with zipfile.ZipFile(io.BytesIO(run_archive(run))) as z:
+        assert sorted(z.namelist()) == sorted(f"{run.name}/{n}" for n in files)  # no folders, no hidden files
+        assert all(z.read(f"{run.name}/{n}") == data for n, data in files.items())
+        kinds = {i.filename.split("/")[1]: i.compress_type for i in z.infolist()}
+    assert kinds["checkpoint.safetensors"] == zipfile.ZIP_STORED and kinds["metrics.json"] == zipfile.ZIP_DEFLATED
+
+
 def test_train_command_refuses_what_the_cli_cannot_say():
     with pytest.raises(ValueError, match="warmup"):
         train_command(RunConfig(warmup=0.2))

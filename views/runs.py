@@ -1,6 +1,7 @@
 import streamlit as st
 
-from ui.panels import live_run, run_zip, runs_table
+from sslcore.export import run_archive
+from ui.panels import live_run, runs_table
 from ui.queue import queue_table
 from ui.state import run_store
 
@@ -22,9 +23,10 @@ if wanted in ids and "runs_pick" not in st.session_state:
 run_id = st.selectbox("Run", ids, key="runs_pick")
 st.query_params["run"] = run_id
 live_run(run_id, "runs", allow_delete=True)
-if (run_store().run_dir(run_id) / "checkpoint.safetensors").exists():
-    st.download_button("Download run (zip: checkpoint + config + metrics)", run_zip(run_id), f"{run_id}.zip",
-                       "application/zip")
+folder = run_store().run_dir(run_id)
+if (folder / "checkpoint.safetensors").exists():  # zipped on the click, not on every rerun of the page
+    st.download_button("Download run (zip: checkpoint + config + metrics)", lambda: run_archive(folder),
+                       f"{run_id}.zip", "application/zip", on_click="ignore")
 with st.expander("Config and summary"):
     record = run_store().get(run_id)
     st.json({"config": record.config, "summary": record.summary})
