@@ -11,7 +11,7 @@ model alike (a choice made on the test images, so read it as an upper bound).
 The images are drawn with a seed that neither the training split (seed 0) nor the held-out split
 of a run (seed 1,000,003) uses.
 
-    python benchmarks/shapes_attention.py RUN_DIR|SHIPPED_NAME [--n 1000] [--mass 0.6] [--json]
+    python benchmarks/shapes_attention.py RUN_DIR|SHIPPED_NAME [--n 1000] [--mass 0.6] [--block -1] [--json]
         [--metrics-out FILE]   # the headline numbers as JSON, for `sslcore export --metrics FILE`
 """
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("model", help="a DINO run folder (its teacher) or a shipped checkpoint name")
     parser.add_argument("--n", type=int, default=1000, help="held-out images")
     parser.add_argument("--mass", type=float, default=0.6)
+    parser.add_argument("--block", type=int, default=-1, help="whose CLS attention (default: the last block's)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--metrics-out", help="write the headline numbers to this JSON file")
     args = parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
     vit = loaded.vit
     patch = vit.patch_embed.patch_size[0]
     rand = random_init("vit", {k: loaded.config[k] for k in ("backbone", "image_size") if k in loaded.config}).vit
-    trained, random = head_attention(vit, images), head_attention(rand, images)
+    trained, random = head_attention(vit, images, args.block), head_attention(rand, images, args.block)
     h, w = trained.shape[-2:]
     blob = np.broadcast_to(centred_blob(h, w, sigma=h / 4), (len(images), 1, h, w))
     rows = {"trained": scores(trained, masks, patch, args.mass), "random init": scores(random, masks, patch, args.mass),
@@ -67,7 +68,7 @@ def main() -> None:
     if args.metrics_out:
         top = f"top{int(args.mass * 100)}"
         Path(args.metrics_out).write_text(json.dumps({
-            "heldout": f"shapes, {args.n} images at {size} px, seed {SEED}",
+            "heldout": f"shapes, {args.n} images at {size} px, seed {SEED}, block {args.block}",
             f"attention_{top}_mass_in_object": rows["trained"]["mean_top"],
             f"best_head_{top}_mass_in_object": rows["trained"]["best_top"],
             f"random_init_{top}_mass_in_object": rows["random init"]["mean_top"],
@@ -75,9 +76,11 @@ def main() -> None:
             f"centred_blob_{top}_mass_in_object": rows["centred blob"]["mean_top"],
             "object_area": area}, indent=2))
     if args.json:
-        print(json.dumps({"model": loaded.source, "images": args.n, "size": size, "object_area": area, **rows}))
+        print(json.dumps({"model": loaded.source, "images": args.n, "size": size, "block": args.block,
+                          "object_area": area, **rows}))
         return
-    print(f"## Attention on held-out shapes ({args.n} images, {size} px, seed {SEED}): {loaded.source}\n")
+    print(f"## Attention on held-out shapes ({args.n} images, {size} px, seed {SEED}, block {args.block}): "
+          f"{loaded.source}\n")
     print(f"{time.strftime('%d %B %Y')}, {describe_machine()}. Share of the attention "
           f"inside the object's mask; 'top {args.mass:.0%}': of the patches holding that share of each map.\n")
     print(f"| map | head mean: top {args.mass:.0%} | head mean: plain | best head | best head: top {args.mass:.0%} "

@@ -358,9 +358,9 @@ def _schemas() -> dict[str, PageSchema]:
     from sslcore.models import BACKBONES, load
     from sslcore.runs.config import RunConfig, backbones_for
 
-    def image(prefix: str) -> tuple[Field, ...]:
+    def image(prefix: str, source: str = "gallery") -> tuple[Field, ...]:
         """ui.images.pick_image's widgets; "upload" is no choice: a link cannot carry a file."""
-        return (Choice("image", f"{prefix}_src", "gallery", ("gallery", "shapes", "digits")),
+        return (Choice("image", f"{prefix}_src", source, ("gallery", "shapes", "digits")),
                 Choice("photo", f"{prefix}_photo", "astronaut", _gallery_names),
                 Int("sample", f"{prefix}_idx", 0, 0, 199))
 
@@ -421,8 +421,8 @@ def _schemas() -> dict[str, PageSchema]:
         )),
         "attention": PageSchema((
             *model("att_model", "vit", load.TIMM_DINO + load.TIMM_MAE_ENCODERS),
-            *image("att_image"),
-            # Size and block default to the model's (twice its training size, its last block); bounds are wide
+            *image("att_image", "shapes"),  # the page opens on the shapes DINO, on a shapes image
+            # Size and block default to the model's (sslcore.viz.attention.display_size, its last block); bounds are wide
             # enough for any model, and the page checks block and head against the model loaded.
             Choice("size", "att_size", None, (64, 128, 224, 320, 448)),
             Int("block", "att_block", None, 1, 64),

@@ -54,6 +54,17 @@ BAD = {"empty.png": (b"", "is empty"), "noise.png": (os.urandom(1000), "not an i
        "cut.jpg": (JPEG[: len(JPEG) // 2], "damaged or truncated")}
 
 
+def test_attention_page_opens_on_the_shapes_dino_and_a_shapes_image(app):
+    """Offline, the first thing a class sees: the DINO trained on shapes, on a shapes image at its own size."""
+    at = app("views/attention.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="att_image_src").value == "shapes"
+    assert at.select_slider(key="att_size").value == 64
+    assert any("shipped dino_shapes_vit_tiny" in c.value for c in at.caption)
+    at.radio(key="att_image_src").set_value("gallery").run()  # a photo: twice the training size
+    assert at.select_slider(key="att_size").value == 128 and not at.exception
+
+
 @pytest.mark.parametrize("page", list(PAGES))
 def test_good_uploads_show_every_panel(app, page):
     at = app(page)

@@ -1,5 +1,5 @@
 """The checkpoints the lab ships in assets/: small, rebuilt offline, with provenance, and better than
-baselines on held-out Tiny-ImageNet val images they never saw."""
+baselines on held-out images they never saw (Tiny-ImageNet val, or shapes drawn with an unused seed)."""
 
 import json
 
@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from conftest import REAL_DATA
-from sslcore.data import load_tinyimagenet_val, tinyimagenet_val_boxes
+from sslcore.data import load_tinyimagenet_val, make_shapes, tinyimagenet_val_boxes
 from sslcore.models.load import MAX_SHIPPED_BYTES, assets_dir, default_model, load_shipped, random_init
-from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_mean_attention, mae_masks,
-                                 reconstruction_psnr)
+from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_attention, head_mean_attention,
+                                 mae_masks, mask_score_table, reconstruction_psnr)
 
-SHIPPED = {"dino_vit_tiny": "vit", "mae_vit_tiny": "mae"}
+# name -> (kind, what it trained on); the pages open on the first of each kind (by name).
+SHIPPED = {"dino_shapes_vit_tiny": ("vit", "shapes"), "dino_vit_tiny": ("vit", "tinyimagenet"),
+           "mae_vit_tiny": ("mae", "tinyimagenet")}
+DEFAULTS = {"vit": "dino_shapes_vit_tiny", "mae": "mae_vit_tiny"}
 VAL = REAL_DATA / "tiny-imagenet-200" / "val"
 
 
@@ -22,21 +25,48 @@ def repository_assets(monkeypatch):
     monkeypatch.delenv("SSLCORE_ASSETS", raising=False)
 
 
-@pytest.mark.parametrize("name, kind", SHIPPED.items())
-def test_shipped_checkpoint_is_small_offline_and_documented(name, kind):
+@pytest.mark.parametrize("name, kind, data", [(n, k, d) for n, (k, d) in SHIPPED.items()])
+def test_shipped_checkpoint_is_small_offline_and_documented(name, kind, data):
     path = assets_dir() / f"{name}.safetensors"
     assert path.stat().st_size <= MAX_SHIPPED_BYTES
     loaded = load_shipped(name)
-    assert loaded.kind == kind and default_model(kind).source == loaded.source == f"shipped {name}"
+    assert loaded.kind == kind and loaded.source == f"shipped {name}"
+    assert default_model(kind).source == f"shipped {DEFAULTS[kind]}"
     config = json.loads(path.with_suffix(".json").read_text())
     prov = config["provenance"]
     assert config["dtype"] == "float16" and config["image_size"] == 64 and config["backbone"] == "vit_tiny"
-    assert prov["command"].startswith(f"sslcore train --method {config['method']} --dataset folder")
-    assert prov["data_dir"] == ".cache/data/tiny-imagenet-200/train" and prov["eval_dir"] is None
+    if data == "shapes":  # the embedded data: nothing to download, the masks to score attention against
+        assert prov["command"].startswith(f"sslcore train --method {config['method']} --dataset shapes")
+        assert prov["data_dir"] is None and prov["metrics"]["heldout"].startswith("shapes")
+    else:
+        assert prov["command"].startswith(f"sslcore train --method {config['method']} --dataset folder")
+        assert prov["data_dir"] == ".cache/data/tiny-imagenet-200/train" and prov["eval_dir"] is None
+        assert prov["metrics"]["heldout"].startswith("Tiny-ImageNet val")
     assert prov["steps"] > 0 and prov["device"] == "cpu" and "CPU" in prov["note"]
-    assert prov["metrics"]["heldout"].startswith("Tiny-ImageNet val")
     note = path.with_suffix(".md").read_text()
     assert prov["command"] in note and prov["note"] in note
+
+
+def test_shipped_shapes_dino_attention_finds_the_object():
+    """On shapes it never saw, its CLS attention lands on the object: above uniform attention (the object's
+    area), a random-init ViT and a centred blob, for the head mean and for its best head."""
+    data = make_shapes(300, 64, seed=3_000_003)  # neither training (0), the run's held-out split nor the benchmark's
+    images, masks = data.images.float() / 255, data.masks.numpy()
+    trained = head_attention(load_shipped("dino_shapes_vit_tiny").vit, images)  # (N, heads, 8, 8)
+    untrained = head_attention(random_init("vit", {"backbone": "vit_tiny", "image_size": 64}).vit, images)
+
+    def top60(maps: np.ndarray) -> float:
+        return float(mask_score_table(maps, masks, 8, 0.6)[:, 1].mean())
+
+    blob = top60(np.broadcast_to(centred_blob(8, 8, 2.0), (len(images), 8, 8)))
+    uniform = float(masks.mean())
+    best = max(top60(trained[:, h]) for h in range(trained.shape[1]))
+    random_best = max(top60(untrained[:, h]) for h in range(untrained.shape[1]))
+    mean, random_mean = top60(trained.mean(1)), top60(untrained.mean(1))
+    recorded = json.loads((assets_dir() / "dino_shapes_vit_tiny.json").read_text())["provenance"]["metrics"]
+    assert mean == pytest.approx(recorded["attention_top60_mass_in_object"], abs=0.05)
+    assert mean > max(blob, random_mean, uniform), (mean, blob, random_mean, uniform)
+    assert best > max(blob, random_best, uniform) + 0.15, (best, blob, random_best, uniform)
 
 
 @pytest.fixture(scope="module")

@@ -147,14 +147,14 @@ def test_concepts_link_opens_the_tab_and_presets_still_reset_coordinates(at):
 
 def test_attention_link_checks_block_and_head_against_the_model(at):
     open_link(at, "views/attention.py", block="2", head="3", mass="0.3", upsample="bilinear", opacity="0.4",
-              contour="false", size="64", v="1")
+              contour="false", size="128", v="1")
     assert at.slider(key="att_block").value == 2
     assert at.selectbox(key="att_view").value == "head 3"
     assert (at.slider(key="att_mass").value, at.slider(key="att_alpha").value) == (0.3, 0.4)
     assert at.radio(key="att_mode").value == "bilinear" and at.toggle(key="att_contour").value is False
-    assert at.select_slider(key="att_size").value == 64 and warnings(at) == []
+    assert at.select_slider(key="att_size").value == 128 and warnings(at) == []
     at.slider(key="att_mass").set_value(0.8).run()
-    assert at.query_params == {"size": "64", "block": "2", "mass": "0.8", "head": "3", "upsample": "bilinear",
+    assert at.query_params == {"size": "128", "block": "2", "mass": "0.8", "head": "3", "upsample": "bilinear",
                                "opacity": "0.4", "contour": "false", "v": "1"}
     # The lab checkpoint has 6 blocks and 3 heads: the schema's wide bounds pass, the model's do not.
     open_link(at, "views/attention.py", block="9", head="5", mass="2", v="1")

@@ -185,3 +185,11 @@ def test_a_dino_vit_run_previews_its_teachers_attention_and_a_convnet_run_none(t
     page = overlay(attention_panels(method.teacher_backbone, picture[0].float() / 255), 0.6)
     expected = np.round(np.clip(np.repeat(np.repeat(page, 3, 0), 3, 1), 0, 1) * 255).astype(np.uint8)
     assert np.array_equal(grid[98:98 + 96, :96], expected)
+
+
+def test_display_size_starts_photos_at_twice_the_training_size_and_samples_at_it():
+    from sslcore.viz.attention import display_size
+
+    assert display_size(64, drawn=False) == 128 and display_size(64, drawn=True) == 64
+    assert display_size(224, drawn=False) == 448 and display_size(32, drawn=True) == 64
+    assert display_size(None, drawn=True) == 224  # hub models: their size is unknown

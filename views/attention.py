@@ -1,7 +1,7 @@
 import streamlit as st
 
 from sslcore.data import DataError
-from sslcore.viz.attention import attention_panels, overlay, resize_longer_side
+from sslcore.viz.attention import DISPLAY_SIZES, attention_panels, display_size, overlay, resize_longer_side
 from ui.images import pick_image
 from ui.models import pick_model
 from ui.urlstate import data_default, fit, publish, restore
@@ -13,13 +13,11 @@ restore("attention")
 left, right = st.columns([1, 2])
 with left:
     loaded = pick_model("att_model", "vit")
-    image = pick_image("att_image")
-    sizes = [64, 128, 224, 320, 448]
-    trained = loaded.image_size if loaded is not None else None
-    # A model trained on small images sees objects at that scale: start at twice its training size.
-    default = min(sizes, key=lambda s: abs(s - 2 * trained)) if trained else 224
+    image = pick_image("att_image", default_source="shapes")
+    default = display_size(loaded.image_size if loaded is not None else None,
+                           drawn=st.session_state.get("att_image_src") in ("shapes", "digits"))
     data_default("att_size", default)
-    size = st.select_slider("Longer side (px)", sizes, default, key="att_size")
+    size = st.select_slider("Longer side (px)", DISPLAY_SIZES, default, key="att_size")
 with right:
     if loaded is not None:
         vit = loaded.vit

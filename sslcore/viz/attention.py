@@ -229,6 +229,21 @@ def resize_longer_side(image: "Image.Image", size: int) -> Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
+DISPLAY_SIZES = (64, 128, 224, 320, 448)
+
+
+def display_size(trained: int | None, drawn: bool) -> int:
+    """The longer side (of :data:`DISPLAY_SIZES`) to show an image at, for a ViT trained at ``trained`` px.
+
+    A model trained on small images knows objects at that scale: a photo starts at twice its training
+    size; a ``shapes`` or digits sample (``drawn``: already at the scale of the data) at its training
+    size; 224 when the training size is unknown (hub models).
+    """
+    if not trained:
+        return 224
+    return min(DISPLAY_SIZES, key=lambda s: abs(s - (trained if drawn else 2 * trained)))
+
+
 def attention_grid(model: nn.Module, images: Tensor, mass: float = 0.6, alpha: float = 0.6,
                    min_size: int = 96) -> np.ndarray:
     """The live training preview of a ViT: (H', W', 3) uint8, one column per image of ``images`` (N, 3, S, S).
