@@ -7,7 +7,7 @@ the class; its panel says so, sslcore.readings).
 """
 
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -61,7 +61,9 @@ def test_every_reference_run_in_the_pack_gained_five_points():
 @pytest.mark.parametrize("method", [pytest.param(m, marks=[] if m in FAST else [pytest.mark.long])
                                     for m in sorted(DEFAULT_RUNS) if m not in LEARNS_NOTHING_HERE])
 def test_the_default_run_beats_random_init_by_five_points(tmp_path, method):
-    cfg = starter.pack_config(method)  # the default run, exactly as the pack trained it
+    # The default run as the pack trained it, without the kNN checks along the way (they pause the training
+    # clock and change no weight): only the final kNN is asserted.
+    cfg = replace(starter.pack_config(method), knn_every_seconds=1e9, knn_stages=False)
     store = RunStore(tmp_path)
     summary = execute(cfg, store, store.create(asdict(cfg)), log=lambda s: None)
     assert summary["steps"] == DEFAULT_RUNS[method].steps and summary["image_size"] == DEFAULT_RUNS[method].image_size

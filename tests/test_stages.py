@@ -87,7 +87,9 @@ def test_cli_eval_stages_reports_the_run_and_its_random_init(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    run = cli("train", "--method", "relpos", "--steps", "3", "--batch-size", "32", "--train-size", "256",
+    # At 32 px, not its default run's 64: relpos's patches are then magnified, so its kNN is also read at scale.
+    run = cli("train", "--method", "relpos", "--image-size", "32", "--steps", "3", "--batch-size", "32",
+              "--train-size", "256",
               "--knn-every", "1000", "--knn-test", "100", "--out", str(tmp_path), "--json")
     result = cli("eval", "--run", run["run_dir"], "--dataset", "shapes", "--knn-bank", "300", "--knn-test", "100",
                  "--stages", "--json")
