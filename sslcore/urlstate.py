@@ -422,8 +422,8 @@ def _schemas() -> dict[str, PageSchema]:
         "attention": PageSchema((
             *model("att_model", "vit", load.TIMM_DINO + load.TIMM_MAE_ENCODERS),
             *image("att_image", "shapes"),  # the page opens on the shapes DINO, on a shapes image
-            # Size and block default to the model's (sslcore.viz.attention.display_size, its last block); bounds are wide
-            # enough for any model, and the page checks block and head against the model loaded.
+            # Size and block default to the model's (sslcore.viz.attention.display_size, its last block); bounds
+            # are wide enough for any model, and the page checks block and head against the model loaded.
             Choice("size", "att_size", None, (64, 128, 224, 320, 448)),
             Int("block", "att_block", None, 1, 64),
             Float("mass", "att_mass", 0.6, 0.1, 1.0),

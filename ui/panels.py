@@ -63,7 +63,8 @@ def draw_run(record: RunRecord, key: str) -> None:
     if not metrics.get("loss"):
         st.info("Preparing data and measuring the random-init kNN baseline...")
         return
-    figs = run_figures(metrics, record.summary) if record.status in ACTIVE else _ended_figures(record.id, record.updated)
+    ended = record.status not in ACTIVE
+    figs = _ended_figures(record.id, record.updated) if ended else run_figures(metrics, record.summary)
     names = list(figs)
     for row in range(0, len(names), 2):
         cols = st.columns(2)
