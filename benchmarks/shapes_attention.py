@@ -28,18 +28,9 @@ from sslcore.data import make_shapes
 from sslcore.models.load import load_shipped, random_init
 from sslcore.runs.saved import from_run
 from sslcore.runs.starter import describe_machine
-from sslcore.viz.quality import centred_blob, head_attention, mask_score_table
+from sslcore.viz.quality import centred_blob, head_attention, head_mask_scores
 
 SEED = 2_000_003
-
-
-def scores(maps: np.ndarray, masks: np.ndarray, patch: int, mass: float) -> dict[str, float]:
-    """Head mean and best head of (N, heads, h, w) maps: mean (plain, top-mass) share inside the masks."""
-    mean = mask_score_table(maps.mean(1), masks, patch, mass).mean(0)
-    per_head = np.stack([mask_score_table(maps[:, k], masks, patch, mass).mean(0) for k in range(maps.shape[1])])
-    best = int(per_head[:, 1].argmax())
-    return {"mean_plain": float(mean[0]), "mean_top": float(mean[1]), "best_head": best + 1,
-            "best_plain": float(per_head[best, 0]), "best_top": float(per_head[best, 1])}
 
 
 def main() -> None:
@@ -62,8 +53,8 @@ def main() -> None:
     trained, random = head_attention(vit, images, args.block), head_attention(rand, images, args.block)
     h, w = trained.shape[-2:]
     blob = np.broadcast_to(centred_blob(h, w, sigma=h / 4), (len(images), 1, h, w))
-    rows = {"trained": scores(trained, masks, patch, args.mass), "random init": scores(random, masks, patch, args.mass),
-            "centred blob": scores(blob, masks, patch, args.mass)}
+    rows = {name: head_mask_scores(maps, masks, patch, args.mass)
+            for name, maps in (("trained", trained), ("random init", random), ("centred blob", blob))}
     area = float(masks.mean())
     if args.metrics_out:
         top = f"top{int(args.mass * 100)}"

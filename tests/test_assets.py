@@ -10,8 +10,8 @@ import torch
 from conftest import REAL_DATA
 from sslcore.data import load_tinyimagenet_val, make_shapes, tinyimagenet_val_boxes
 from sslcore.models.load import MAX_SHIPPED_BYTES, assets_dir, default_model, load_shipped, random_init
-from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_attention, head_mean_attention,
-                                 mae_masks, mask_score_table, reconstruction_psnr)
+from sslcore.viz.quality import (box_score_table, centred_blob, fill_psnr, head_attention, head_mask_scores,
+                                 head_mean_attention, mae_masks, reconstruction_psnr)
 
 # name -> (kind, what it trained on); the pages open on the first of each kind (by name).
 SHIPPED = {"dino_shapes_vit_tiny": ("vit", "shapes"), "dino_vit_tiny": ("vit", "tinyimagenet"),
@@ -54,19 +54,16 @@ def test_shipped_shapes_dino_attention_finds_the_object():
     images, masks = data.images.float() / 255, data.masks.numpy()
     trained = head_attention(load_shipped("dino_shapes_vit_tiny").vit, images)  # (N, heads, 8, 8)
     untrained = head_attention(random_init("vit", {"backbone": "vit_tiny", "image_size": 64}).vit, images)
-
-    def top60(maps: np.ndarray) -> float:
-        return float(mask_score_table(maps, masks, 8, 0.6)[:, 1].mean())
-
-    blob = top60(np.broadcast_to(centred_blob(8, 8, 2.0), (len(images), 8, 8)))
+    scored = head_mask_scores(trained, masks, 8, 0.6)
+    random = head_mask_scores(untrained, masks, 8, 0.6)
+    blob_maps = np.broadcast_to(centred_blob(8, 8, 2.0), (len(images), 1, 8, 8))
+    blob = head_mask_scores(blob_maps, masks, 8, 0.6)["mean_top"]
     uniform = float(masks.mean())
-    best = max(top60(trained[:, h]) for h in range(trained.shape[1]))
-    random_best = max(top60(untrained[:, h]) for h in range(untrained.shape[1]))
-    mean, random_mean = top60(trained.mean(1)), top60(untrained.mean(1))
+    mean, best = scored["mean_top"], scored["best_top"]
     recorded = json.loads((assets_dir() / "dino_shapes_vit_tiny.json").read_text())["provenance"]["metrics"]
     assert mean == pytest.approx(recorded["attention_top60_mass_in_object"], abs=0.05)
-    assert mean > max(blob, random_mean, uniform), (mean, blob, random_mean, uniform)
-    assert best > max(blob, random_best, uniform) + 0.15, (best, blob, random_best, uniform)
+    assert mean > max(blob, random["mean_top"], uniform), (mean, blob, random, uniform)
+    assert best > max(blob, random["best_top"], uniform) + 0.15, (best, blob, random, uniform)
 
 
 @pytest.fixture(scope="module")

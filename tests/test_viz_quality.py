@@ -13,8 +13,9 @@ from sslcore.models import create_backbone
 from sslcore.viz.attention import attention_maps
 from sslcore.viz.mae import mae_reconstruct
 from sslcore.viz.quality import (blur_fill, box_mask, box_score_table, box_scores, centred_blob, fill_psnr,
-                                 head_attention, head_mean_attention, mae_masks, mask_score_table, mass_inside,
-                                 masked_psnr, mean_fill, patch_mask_to_pixels, patch_to_pixels, reconstruction_psnr)
+                                 head_attention, head_mask_scores, head_mean_attention, mae_masks, mask_score_table,
+                                 mass_inside, masked_psnr, mean_fill, patch_mask_to_pixels, patch_to_pixels,
+                                 reconstruction_psnr)
 
 
 def test_box_mask_corners_are_inclusive_and_clipped():
@@ -160,6 +161,17 @@ def test_mask_scores_read_the_object_mask_like_box_scores_read_the_box():
     assert mask_score_table(np.ones((1, 2, 2)), half, 2)[0, 0] == pytest.approx(2 / 16)
     with pytest.raises(ValueError):
         mask_score_table(uniform, masks[:1], 2)
+
+
+def test_head_mask_scores_score_the_head_mean_and_pick_the_head_on_the_object():
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[:, :2, :2] = True  # the top-left patch of a 2x2-patch grid at patch 2
+    off, on, uniform = np.array([[0, 0], [0, 1.0]]), np.array([[1.0, 0], [0, 0]]), np.ones((2, 2))
+    maps = np.stack([np.stack([off, on, uniform])] * 2)  # (N=2, heads=3, 2, 2)
+    scores = head_mask_scores(maps, masks, 2)
+    assert (scores["best_head"], scores["best_plain"], scores["best_top"]) == (2, 1.0, 1.0)
+    # Head mean [[2/3, 1/3], [1/3, 2/3]]: a third of it on the object; its top 60% is the two 2/3 patches.
+    assert scores["mean_plain"] == pytest.approx(1 / 3) and scores["mean_top"] == pytest.approx(0.5)
 
 
 def test_reconstruction_and_fill_psnr_per_image():

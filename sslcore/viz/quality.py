@@ -93,6 +93,20 @@ def mask_score_table(maps: np.ndarray, masks: np.ndarray, patch: int, mass: floa
     return np.array([region_scores(m, k, patch, mass) for m, k in zip(maps, masks)]).reshape(len(masks), 2)
 
 
+def head_mask_scores(maps: np.ndarray, masks: np.ndarray, patch: int, mass: float = 0.6) -> dict[str, float]:
+    """Mask scores of per-head maps ``maps`` (N, heads, h, w): of the head mean, and of the best head.
+
+    Returns the mean over images of ``mean_plain``/``mean_top`` (the head-mean map, plain and top-mass)
+    and of ``best_plain``/``best_top`` for ``best_head`` (1-based), the head with the highest top-mass
+    mean. The best head is chosen on the images it is scored on: read it as an upper bound.
+    """
+    mean = mask_score_table(maps.mean(1), masks, patch, mass).mean(0)
+    per_head = np.stack([mask_score_table(maps[:, k], masks, patch, mass).mean(0) for k in range(maps.shape[1])])
+    best = int(per_head[:, 1].argmax())
+    return {"mean_plain": float(mean[0]), "mean_top": float(mean[1]), "best_head": best + 1,
+            "best_plain": float(per_head[best, 0]), "best_top": float(per_head[best, 1])}
+
+
 def centred_blob(h: int, w: int, sigma: float) -> np.ndarray:
     """(h, w) isotropic Gaussian centred in the grid, evaluated at cell centres, summing to 1.
 
