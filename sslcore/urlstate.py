@@ -357,6 +357,7 @@ def _schemas() -> dict[str, PageSchema]:
     from sslcore.methods import METHODS
     from sslcore.models import BACKBONES, load
     from sslcore.runs.config import RunConfig, backbones_for
+    from sslcore.viz.attention import DISPLAY_SIZES
 
     def image(prefix: str, source: str = "gallery") -> tuple[Field, ...]:
         """ui.images.pick_image's widgets; "upload" is no choice: a link cannot carry a file."""
@@ -424,7 +425,7 @@ def _schemas() -> dict[str, PageSchema]:
             *image("att_image", "shapes"),  # the page opens on the shapes DINO, on a shapes image
             # Size and block default to the model's (sslcore.viz.attention.display_size, its last block); bounds
             # are wide enough for any model, and the page checks block and head against the model loaded.
-            Choice("size", "att_size", None, (64, 128, 224, 320, 448)),
+            Choice("size", "att_size", None, DISPLAY_SIZES),
             Int("block", "att_block", None, 1, 64),
             Float("mass", "att_mass", 0.6, 0.1, 1.0),
             Choice("head", "att_view", "head mean", heads),
@@ -480,3 +481,13 @@ def _schemas() -> dict[str, PageSchema]:
 def pages() -> dict[str, PageSchema]:
     """The schemas by page name, built on first use (their option lists import the engine)."""
     return _schemas()
+
+
+def widget_default(key: str, fallback: Any = None) -> Any:
+    """The default a page schema gives the widget ``key`` (``fallback`` when no page shares it), so a page
+    and its URL agree on what the widget shows before anyone touches it."""
+    for schema in pages().values():
+        for field in schema.fields:
+            if field.key == key and field.default is not None:
+                return field.default() if callable(field.default) else field.default
+    return fallback

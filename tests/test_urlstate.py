@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from sslcore.urlstate import (RESERVED, VERSION, Bool, Choice, Choices, Float, Floats, Int, PageSchema, decode,
-                              encode, pages)
+                              encode, pages, widget_default)
 
 PAGES = ["augmentations", "concepts", "attention", "mae", "train", "compare"]
 
@@ -129,6 +129,17 @@ def test_data_dependent_defaults_come_from_the_page():
 def test_messages_quote_the_links_text_so_it_cannot_format_them():
     _, [problem] = decode("mae", {"mask": "`**x**` [a](http://e)" + "z" * 100})
     assert problem.count("`") == 2 and "..." in problem and len(problem) < 160
+
+
+def test_widget_defaults_come_from_the_schema_that_shares_the_widget():
+    from sslcore.viz.attention import DISPLAY_SIZES
+
+    assert widget_default("att_image_src") == "shapes"  # the attention page opens on the shapes DINO's data
+    assert widget_default("aug_src") == "gallery" and widget_default("att_mass") == 0.6
+    assert widget_default("att_size", 224) == 224  # a data-dependent default is the page's to give
+    assert widget_default("pre_src", "gallery") == "gallery"  # a widget no link carries
+    assert set(_tokens(next(f for f in pages()["attention"].fields if f.key == "att_size")).values()) == set(
+        DISPLAY_SIZES)
 
 
 def test_schemas_refuse_duplicate_and_reserved_names():

@@ -9,6 +9,7 @@ from PIL import Image
 
 from sslcore.data import (MAX_ASPECT, MAX_UPLOAD_BYTES, MIN_SIDE, DataError, aspect_crop_box, gallery, load_split,
                           open_image)
+from sslcore.urlstate import widget_default
 
 
 @st.cache_resource
@@ -22,10 +23,12 @@ def dataset_sample(name: str, index: int, image_size: int) -> np.ndarray:
     return data.images[index % len(data)].permute(1, 2, 0).numpy()
 
 
-def pick_image(key: str, default_source: str = "gallery") -> Image.Image | None:
-    """Widgets to choose one image; upload problems are shown as an error, never raised."""
+def pick_image(key: str) -> Image.Image | None:
+    """Widgets to choose one image, opening on the source the page's URL schema gives (else the gallery);
+    upload problems are shown as an error, never raised."""
     sources = ["gallery", "upload", "shapes", "digits"]
-    source = st.radio("Image", sources, index=sources.index(default_source), horizontal=True, key=f"{key}_src")
+    default = widget_default(f"{key}_src", "gallery")
+    source = st.radio("Image", sources, index=sources.index(default), horizontal=True, key=f"{key}_src")
     if source == "gallery":
         photos = cached_gallery()
         return photos[st.selectbox("Photo", list(photos), key=f"{key}_photo")]

@@ -13,7 +13,7 @@ restore("attention")
 left, right = st.columns([1, 2])
 with left:
     loaded = pick_model("att_model", "vit")
-    image = pick_image("att_image", default_source="shapes")
+    image = pick_image("att_image")
     default = display_size(loaded.image_size if loaded is not None else None,
                            drawn=st.session_state.get("att_image_src") in ("shapes", "digits"))
     data_default("att_size", default)
