@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS participants (
     last_seen REAL NOT NULL);
 """
 MAX_NAME = 40
+# Seconds between writes of a participant's last_seen. Every script run of every session looks its
+# participant up: a write each time would contend with the workers' writes for the database's lock.
+SEEN_EVERY = 60.0
+_READY: set[Path] = set()  # databases this process has created the participants table in
 
 
 class WorkshopError(ValueError):
@@ -80,6 +84,7 @@ class Participant:
     id: str
     name: str
     joined: float
+    last_seen: float = 0.0  # when a session of this participant last ran, to within SEEN_EVERY
 
     def actor(self, teacher: bool = False) -> Actor:
         return Actor(self.id, self.name, teacher)
@@ -92,7 +97,9 @@ def _hash(token: str) -> str:
 @contextmanager
 def _participants_db(store: RunStore) -> Iterator[sqlite3.Connection]:
     with store.connection() as db:
-        db.executescript(_SCHEMA)
+        if store.db_path not in _READY:
+            db.executescript(_SCHEMA)
+            _READY.add(store.db_path)
         yield db
 
 
@@ -109,7 +116,7 @@ def join(store: RunStore, settings: WorkshopSettings, name: str, code: str = "")
         if taken:
             raise WorkshopError(f"someone in this class is already called {name!r}: add an initial")
         token, now = secrets.token_urlsafe(24), time.time()
-        participant = Participant(f"p-{secrets.token_hex(6)}", name, now)
+        participant = Participant(f"p-{secrets.token_hex(6)}", name, now, now)
         db.execute("INSERT INTO participants VALUES (?, ?, ?, ?, ?)", (participant.id, _hash(token), name, now, now))
     return participant, token
 
@@ -119,17 +126,21 @@ def from_token(store: RunStore, token: str | None) -> Participant | None:
     if not isinstance(token, str) or not token:
         return None
     with _participants_db(store) as db:
-        row = db.execute("SELECT id, name, joined FROM participants WHERE token_hash = ? AND joined >= ?",
+        row = db.execute("SELECT id, name, joined, last_seen FROM participants WHERE token_hash = ? AND joined >= ?",
                          (_hash(token), class_started(store))).fetchone()
-        if row is not None:
-            db.execute("UPDATE participants SET last_seen = ? WHERE id = ?", (time.time(), row[0]))
-    return None if row is None else Participant(*row)
+        if row is None:
+            return None
+        found, now = Participant(*row), time.time()
+        if now - found.last_seen >= SEEN_EVERY:
+            db.execute("UPDATE participants SET last_seen = ? WHERE id = ?", (now, found.id))
+            found = replace(found, last_seen=now)
+    return found
 
 
 def participants(store: RunStore) -> list[Participant]:
     """This class's participants, in the order they joined."""
     with _participants_db(store) as db:
-        rows = db.execute("SELECT id, name, joined FROM participants WHERE joined >= ? ORDER BY joined",
+        rows = db.execute("SELECT id, name, joined, last_seen FROM participants WHERE joined >= ? ORDER BY joined",
                           (class_started(store),)).fetchall()
     return [Participant(*r) for r in rows]
 

@@ -41,6 +41,24 @@ def test_join_checks_code_and_names_and_finds_the_browser_again(tmp_path):
         assert token not in str(db.execute("SELECT * FROM participants").fetchall())
 
 
+def test_last_seen_is_written_once_a_minute_not_on_every_script_run(tmp_path, monkeypatch):
+    import sslcore.workshop as workshop
+
+    store = RunStore(tmp_path)
+    clock = [1_000_000.0]
+    monkeypatch.setattr(workshop.time, "time", lambda: clock[0])
+    ada, token = join(store, SETTINGS, "Ada", "owl")
+
+    def stored() -> float:
+        with store.connection() as db:
+            return db.execute("SELECT last_seen FROM participants").fetchone()[0]
+
+    clock[0] += workshop.SEEN_EVERY - 1
+    assert from_token(store, token).last_seen == ada.joined == stored()  # within the minute: read, not written
+    clock[0] += 1
+    assert from_token(store, token).last_seen == clock[0] == stored() == participants(store)[0].last_seen
+
+
 def test_allowed_folders(tmp_path):
     data = tmp_path / "data"
     (data / "cats").mkdir(parents=True)

@@ -60,6 +60,7 @@ def participant_table() -> None:
         st.caption("Nobody has joined this class yet.")
         return
     st.dataframe([{"name": p.name, "joined": time.strftime("%H:%M", time.localtime(p.joined)),
+                   "last seen": time.strftime("%H:%M", time.localtime(p.last_seen)),
                    "runs": sum(r.owner == p.id for r in records),
                    "active": sum(r.owner == p.id and r.status in ACTIVE for r in records)} for p in people],
                  hide_index=True, key="teacher_people")
