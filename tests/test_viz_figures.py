@@ -27,3 +27,25 @@ def test_runs_without_stage_scores_get_no_stage_chart():
     figs = run_figures({"loss": ([1], [1.0]), "knn_top1": ([0], [20.0])}, {"knn_top1_random_init": 20.0})
     assert "knn_stages" not in figs and "method" not in figs
     assert figs["knn"].data[0].y == pytest.approx((20.0,))
+
+
+def test_reference_lines_are_drawn_across_the_plot_with_their_labels():
+    metrics = {"loss": ([1, 2], [2.0, 1.5]), "knn_top1": ([0, 2], [20.0, 25.0]), "collapse_std": ([1, 2], [0.1, 0.09]),
+               "collapse_reference": ([0], [0.125])}
+    figs = run_figures(metrics, {"knn_top1_random_init": 18.5})
+    knn = figs["knn"].layout
+    assert [(s.y0, s.y1, s.xref, s.x0, s.x1) for s in knn.shapes] == [(18.5, 18.5, "x domain", 0, 1)]
+    assert [a.text for a in knn.annotations] == ["random init 18.5%"]
+    collapse = figs["collapse"].layout
+    assert [(s.y0, s.line.color) for s in collapse.shapes] == [(0.125, "green"), (0, "red")]
+    assert [(a.text, a.yanchor) for a in collapse.annotations] == [("1/sqrt(d) = 0.125", "bottom"), ("collapsed", "top")]
+    assert figs["loss"].layout.shapes == () and figs["loss"].data[0].mode == "lines"
+    assert figs["knn"].data[0].mode == "lines+markers" and not figs["knn"].layout.showlegend
+
+
+def test_patch_tasks_show_the_training_scale_beside_the_readout_scale():
+    metrics = {"loss": ([1], [1.0]), "knn_top1": ([0, 2], [20.0, 22.0]), "knn_top1_train_scale": ([0, 2], [25.0, 30.0])}
+    scale = {"protocol": {"image_size": 64, "input_size": 16}}
+    knn = run_figures(metrics, {"knn_train_scale": scale})["knn"]
+    assert [t.name for t in knn.data] == ["inputs 64 px", "inputs 64 -> 16 px (training scale)"]
+    assert knn.layout.showlegend and knn.layout.shapes == ()
