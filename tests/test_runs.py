@@ -1,5 +1,6 @@
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,6 +37,18 @@ def test_metrics_round_trip_and_since(tmp_path):
     store.export_metrics(run_id)
     exported = json.loads((store.run_dir(run_id) / "metrics.json").read_text())
     assert exported["lr"]["step"] == [1, 2, 3, 4, 5]
+
+
+def test_steps_logged_together_commit_together(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(CONFIG)
+    store.log_steps(run_id, [(1, 0.1, {"loss": 2.0}), (2, 0.2, {"loss": 1.5, "lr": 0.1})])
+    assert store.metrics(run_id) == {"loss": ([1, 2], [2.0, 1.5]), "lr": ([2], [0.1])}
+    with pytest.raises(ValueError):  # a value that is no number: none of the batch's rows lands
+        store.log_steps(run_id, [(3, 0.3, {"loss": 1.0}), (4, 0.4, {"loss": "x"})])
+    with pytest.raises(sqlite3.IntegrityError):  # the database refuses a row: the rows before it go too
+        store.log_steps(run_id, [(3, 0.3, {"loss": 1.0}), (None, 0.4, {"loss": 0.9})])
+    assert store.metrics(run_id)["loss"] == ([1, 2], [2.0, 1.5])
 
 
 def test_stop_request_and_status(tmp_path):

@@ -38,8 +38,8 @@ class MetricsRecorder:
             self.flush()
 
     def flush(self) -> None:
-        for step, seconds, values in self.pending:
-            self.store.log_metrics(self.run_id, step, seconds, values)
+        if self.pending:
+            self.store.log_steps(self.run_id, self.pending)
         self.pending.clear()
         self.last_flush = time.monotonic()
 
