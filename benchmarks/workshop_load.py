@@ -18,7 +18,9 @@ the benchmark's own footprint on a 2-core machine as small as it can be).
 An interaction's latency runs from the action (goto, click, upload) until the element that shows
 its result is visible, so it includes the browser's own rendering. Its server's part is read from
 the page's websocket traffic as the browser's network stack stamped it (CDP): from the rerun
-request the action sent to the ``script_finished`` of that script run. Interactions that wait for a
+request the action sent to the ``script_finished`` of that script run; and, for every script run of the
+load window, inside the server itself (``benchmarks/timed_streamlit.py``: from the moment the server
+handled the rerun request to the end of that script run). Interactions that wait for a
 job (a run to train) are reported apart and are not held against the latency target. Errors:
 elements with data-testid stException or stAlertContentError (no st.error is expected on this
 path), Streamlit's connection banner, Playwright timeouts (each placed in the browser or at the
@@ -30,15 +32,18 @@ that exits loses at most its last half second), over the load window's wall time
 Browsers and server share this machine here, where in a workshop each browser runs on its own
 laptop. Linux schedules by session first (autogroups: Playwright starts Chromium as a session
 leader), so ``nice`` alone would change nothing against the server and the training worker, which
-have sessions of their own. With ``--nice-browsers`` (the default) Chromium runs at nice 19 in a
-session whose autogroup is at nice 19: the browsers then take almost nothing from the training
-run, but they also draw late, refresh their live panels less often than once a second (the output
-counts the refreshes they asked for) and may time out; the server's part of each latency is the
-number to read then. ``--no-nice-browsers`` shows the other side: browsers that keep up, taking
-their CPU from the training run.
+have sessions of their own. ``--browsers nice`` (the default): Chromium runs at nice 19 in a
+session whose autogroup is at nice 19; the browsers then take less from the training run, but they
+also draw late, refresh their live panels less often than once a second (the output counts the
+refreshes they asked for) and may time out; the server's part of each latency is the number to read
+then. ``--browsers idle``: Chromium in a CPU cgroup at idle priority (``cpu.idle``, needs root), so
+it runs only on CPU time that the server, the dispatcher and the training worker leave: the closest
+one machine comes to browsers on the participants' own laptops, for the training run's steps (the
+browsers draw later still). ``--browsers normal`` shows the other side: browsers that keep up,
+taking their CPU from the training run.
 
 Usage: python benchmarks/workshop_load.py --users 10 [--seconds 20] [--watch 15] [--stagger 1]
-       [--port PORT] [--keep] [--no-nice-browsers] [--step-timeout 60]
+       [--port PORT] [--keep] [--browsers nice|idle|normal] [--step-timeout 60]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -77,6 +83,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # scores do not compare (it names the property; listed in the output, not counted as errors).
 EXPECTED_ERRORS = re.compile(r"^Apples to oranges")
 TARGET_P95 = 2.0
+RERUN_LOG = "reruns.jsonl"  # in SSLCORE_HOME: each script run's server time (benchmarks/timed_streamlit.py)
 KINDS = ("server", "workers", "dispatcher", "browsers", "benchmark")
 TARGET_RATIO = 0.8
 
@@ -188,9 +195,11 @@ def start_server(home: Path, port: int, code: str, log: Path) -> subprocess.Pope
     """``streamlit run app.py`` in workshop mode on ``port``; in a session of its own, as a server
     started from a terminal is (and so in its own scheduler autogroup)."""
     env = {**os.environ, "SSLCORE_HOME": str(home), "SSLCORE_WORKSHOP": "1", "SSLCORE_WORKSHOP_CODE": code,
-           "SSLCORE_TEACHER_KEY": "bench-teacher-key", "SSLCORE_STARTER_PACK": "0"}
+           "SSLCORE_TEACHER_KEY": "bench-teacher-key", "SSLCORE_STARTER_PACK": "0",
+           "SSLCORE_RERUN_LOG": str(home / RERUN_LOG)}
     out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    timed = str(ROOT / "benchmarks" / "timed_streamlit.py")  # streamlit, writing each script run's server time
+    proc = subprocess.Popen([sys.executable, timed, "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
                             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 90
@@ -219,6 +228,31 @@ def stop_server(proc: subprocess.Popen, root: Path) -> None:
                 os.kill(int(d), 15)
             except ProcessLookupError:
                 pass
+
+
+IDLE_CGROUP = "workshop_load_browsers"
+
+
+def idle_cgroup() -> Path:
+    """A CPU cgroup at idle priority (``cpu.idle``: its tasks run only on CPU time no other task wants), for
+    ``--browsers idle``. Needs root and Linux 5.15 or later (cgroup v1's cpu hierarchy or cgroup v2)."""
+    for base in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
+        group = base / IDLE_CGROUP
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "cpu.idle").write_text("1")
+            return group
+        except OSError:
+            continue
+    raise SystemExit("--browsers idle needs a CPU cgroup with cpu.idle that this user can create (root, Linux 5.15+)")
+
+
+def idle_wrapper(folder: Path, group: Path) -> Path:
+    """A Chromium launcher that moves itself (and so every process it starts) into ``group``."""
+    path = folder / "chromium-idle"
+    path.write_text(f"#!/bin/sh\necho $$ > {group}/cgroup.procs\nexec {CHROMIUM} \"$@\"\n")
+    path.chmod(0o755)
+    return path
 
 
 def nice_wrapper(folder: Path) -> Path:
@@ -377,6 +411,20 @@ def visible(locator):
     return lambda ms: locator.wait_for(state="visible", timeout=ms)
 
 
+def pictures(page, locator):
+    """``locator`` visible and every image of the page's main area loaded: the pictures are the result a
+    participant waits for, and a click before they arrive would have the browser ask for images that the
+    newer script run has already dropped from the server (a 404 in the console)."""
+    async def ready(ms: float) -> None:
+        t0 = time.perf_counter()
+        await locator.wait_for(state="visible", timeout=ms)
+        left = max(1000.0, ms - (time.perf_counter() - t0) * 1000)
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)", timeout=left)
+    return ready
+
+
 async def participant(browser, base: str, user: User, args, code: str, png: Path, solo: bool,
                       start_after: float = 0.0, hold=None) -> None:
     """One participant's session, start to end (see the module docstring)."""
@@ -443,7 +491,7 @@ async def participant(browser, base: str, user: User, args, code: str, png: Path
                 await asyncio.sleep(1.0)
         await act(user, page, "open Runs", nav("Runs"), visible(page.get_by_text("Config and summary")), t)
         heads = page.get_by_text(re.compile(r"^head 3: "))
-        await act(user, page, "open DINO attention (gallery image)", nav("DINO attention"), visible(heads), t)
+        await act(user, page, "open DINO attention (shapes image)", nav("DINO attention"), pictures(page, heads), t)
 
         async def uploader_shown(ms):
             await page.get_by_text(re.compile(r"^Choose an image file")).wait_for(state="visible", timeout=ms)
@@ -453,7 +501,7 @@ async def participant(browser, base: str, user: User, args, code: str, png: Path
                   uploader_shown, t)
         await act(user, page, "upload a PNG (attention panels)",
                   lambda ms: page.locator("input[type=file]").last.set_input_files(str(png), timeout=ms),
-                  visible(heads), t)
+                  pictures(page, heads), t)
         await act(user, page, "open Compare", nav("Compare"),
                   visible(page.get_by_text(re.compile(r"No checkpoint yet|PCA of L2-normalised backbone"))), t)
         if not solo:
@@ -541,8 +589,23 @@ def _s(x: float) -> str:
     return "" if x != x else f"{x:.2f}"  # NaN: nothing measured
 
 
-def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall_total: float, nice: bool,
-           home: Path, cores: int) -> None:
+def server_runs(log: Path, window: tuple[float, float]) -> dict[str, list[float]]:
+    """Seconds from rerun request to script run finished, measured inside the server, of the script runs
+    asked for in the load window: ``full`` (an action or a page) and ``fragment`` (a live panel's refresh);
+    ``lag``: how late the server's event loop ran a timer (a request waits that long before it is handled)."""
+    runs: dict[str, list[float]] = {"full": [], "fragment": [], "lag": []}
+    lines = log.read_text().splitlines() if log.exists() else []
+    for row in map(json.loads, lines):
+        if "lag" in row:
+            if window[0] <= row["at"] <= window[1]:
+                runs["lag"].append(row["lag"])
+        elif window[0] <= row["asked"] <= window[1]:
+            runs["fragment" if row["fragment"] else "full"].append(row["done"] - row["asked"])
+    return runs
+
+
+def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall_total: float,
+           home: Path, cores: int, server: dict[str, list[float]]) -> None:
     solo_run = store.get(solo.run_id) if solo.run_id else None
     solo_steps = solo_run.summary.get("steps") if solo_run else None
     runs = owner_runs(store, {u.name for u in users})
@@ -569,8 +632,10 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
         return f"{sampler.share(kind, cores):.0%}"
 
     outside = max(0.0, sampler.machine_share - sum(sampler.share(k, cores) for k in KINDS))
-    browsers = ("nice 19, in a session whose scheduler autogroup is at nice 19 (`--nice-browsers`)" if nice
-                else "default priority (`--no-nice-browsers`)")
+    browsers = {"nice": "nice 19, in a session whose scheduler autogroup is at nice 19 (`--browsers nice`)",
+                "idle": "in a CPU cgroup at idle priority, running only on CPU time nobody else wants "
+                        "(`--browsers idle`)",
+                "normal": "default priority (`--browsers normal`)"}[args.browsers]
     print(f"\n## Workshop load: {args.users} participants on one lab server (`benchmarks/workshop_load.py`)\n")
     print(f"{time.strftime('%d %B %Y')}, {cpu_model()}, {cores} cores. {args.users} participants (contexts of one "
           f"headless Chromium) arriving {args.stagger:g} s apart; each run: SimCLR on shapes, {args.seconds} "
@@ -586,6 +651,16 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
         ("the server's part of it (request sent to script finished, at the browser): p50 / p95 / max",
          f"{_s(pct(quick_server, 50))} s / {_s(pct(quick_server, 95))} s / "
          f"{_s(max(quick_server, default=float('nan')))} s", ""),
+        ("the server's part, measured inside the server (rerun request handled to script run finished), every "
+         "page's or action's script run in the load window: n / p50 / p95 / max",
+         f"{len(server['full'])} / {_s(pct(server['full'], 50))} s / {_s(pct(server['full'], 95))} s / "
+         f"{_s(max(server['full'], default=float('nan')))} s",
+         f"p95 < {TARGET_P95:g} s: {verdict(pct(server['full'], 95) < TARGET_P95)}"),
+        ("the same for the live panels' refreshes (fragment runs): n / p50 / p95",
+         f"{len(server['fragment'])} / {_s(pct(server['fragment'], 50))} s / {_s(pct(server['fragment'], 95))} s",
+         ""),
+        ("the server's event loop: how late it ran a timer, p95 / max",
+         f"{_s(pct(server['lag'], 95))} s / {_s(max(server['lag'], default=float('nan')))} s", ""),
         ("waiting for a run, until its end is visible: median / max",
          f"{_s(pct(waiting, 50))} s / {_s(max(waiting, default=float('nan')))} s", ""),
         ("errors: exceptions / st.error / connection banner / timeouts in the browser / timeouts at the server / "
@@ -687,6 +762,7 @@ async def drive(args, base: str, store, server: subprocess.Popen, home: Path, co
         print(f"load: {args.users} participants...", flush=True)
         hold = asyncio.Event()
         sampler.start()
+        window = [time.time(), time.time()]  # the load window, as the server's rerun log stamps time
         tasks = [asyncio.create_task(participant(browser, base, u, args, code, png, solo=False,
                                                  start_after=i * args.stagger, hold=hold))
                  for i, u in enumerate(users)]
@@ -697,6 +773,7 @@ async def drive(args, base: str, store, server: subprocess.Popen, home: Path, co
         while not all(u.at_end for u in users) and time.monotonic() < grace:
             await asyncio.sleep(0.5)
         sampler.stop()
+        window[1] = time.time()
         hold.set()
         for u in users:
             if not u.at_end:
@@ -707,7 +784,7 @@ async def drive(args, base: str, store, server: subprocess.Popen, home: Path, co
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await browser.close()
-    return solo, users, sampler, cores
+    return solo, users, sampler, cores, tuple(window)
 
 
 def main() -> None:
@@ -719,8 +796,9 @@ def main() -> None:
     p.add_argument("--step-timeout", type=float, default=60.0, help="seconds before an interaction counts as timed out")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--keep", action="store_true", help="keep the temporary SSLCORE_HOME (logs, runs) and print it")
-    p.add_argument("--nice-browsers", action=argparse.BooleanOptionalAction, default=True,
-                   help="run Chromium at nice 19 in an autogroup at nice 19 (default on; see the docstring)")
+    p.add_argument("--browsers", choices=("nice", "idle", "normal"), default="nice",
+                   help="Chromium's CPU priority: nice 19 in an autogroup at nice 19, a cgroup at idle priority "
+                        "(root), or the default (see the docstring)")
     args = p.parse_args()
 
     from PIL import Image
@@ -734,17 +812,25 @@ def main() -> None:
     png = tmp / "upload.png"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(png)
-    chromium = str(nice_wrapper(tmp)) if args.nice_browsers else CHROMIUM
+    group = idle_cgroup() if args.browsers == "idle" else None
+    chromium = {"nice": lambda: str(nice_wrapper(tmp)), "idle": lambda: str(idle_wrapper(tmp, group)),
+                "normal": lambda: CHROMIUM}[args.browsers]()
     code = "bench-code"
     port = args.port or free_port()
     server = start_server(home, port, code, home / "server.log")
     try:
         store = RunStore(home / "runs")
-        solo, users, sampler, cores = asyncio.run(
+        solo, users, sampler, cores, window = asyncio.run(
             drive(args, f"http://127.0.0.1:{port}", store, server, home, code, png, chromium))
-        report(args, solo, users, store, sampler, time.monotonic() - t_start, args.nice_browsers, home, cores)
+        report(args, solo, users, store, sampler, time.monotonic() - t_start, home, cores,
+               server_runs(home / RERUN_LOG, window))
     finally:
         stop_server(server, home / "runs")
+        if group is not None:
+            try:
+                group.rmdir()  # empty once the browsers have exited
+            except OSError:
+                pass
         if args.keep:
             print(f"\nkept: {home} (server.log, runs/dispatcher.log, runs/<run>/worker.log)")
         else:
