@@ -40,11 +40,11 @@ def status_line(record: RunRecord, metrics: dict) -> str:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _ended_figures(run_id: str, updated: float) -> dict:
+def _ended_figures(run_id: str, updated: float, _metrics: dict, _summary: dict) -> dict:
     """An ended run's charts, built once per change of its record and shared by every session: building
-    plotly figures is most of a Runs page rerun (0.1 s of 0.15 s), and a class opens the same runs."""
-    record = run_store().get(run_id)
-    return run_figures(run_store().metrics(run_id), record.summary)
+    plotly figures is most of a Runs page rerun, and a class opens the same runs. Keyed by the run and its
+    record's last update; the underscored arguments (not hashed) are what that record holds."""
+    return run_figures(_metrics, _summary)
 
 
 def draw_run(record: RunRecord, key: str) -> None:
@@ -64,7 +64,8 @@ def draw_run(record: RunRecord, key: str) -> None:
         st.info("Preparing data and measuring the random-init kNN baseline...")
         return
     ended = record.status not in ACTIVE
-    figs = _ended_figures(record.id, record.updated) if ended else run_figures(metrics, record.summary)
+    figs = (_ended_figures(record.id, record.updated, metrics, record.summary) if ended
+            else run_figures(metrics, record.summary))
     names = list(figs)
     for row in range(0, len(names), 2):
         cols = st.columns(2)
