@@ -5,10 +5,11 @@ Chromium through Playwright: one browser, one context per participant (each cont
 cookies, so its own Streamlit session and its own participant token; one browser rather than N keeps
 the benchmark's own footprint on a 2-core machine as small as it can be).
 
-1. Solo: one participant joins, submits the benchmark's run (SimCLR on shapes, ``--seconds`` of
-   training) on the Train page with nobody else connected, watches it to the end, then opens Runs,
-   DINO attention (uploads a PNG) and Compare on the idle server. Its steps (from the run store) are
-   the reference; its latencies are the idle server's.
+1. Solo, ``--solo-runs`` times in turn: one participant joins, submits the benchmark's run (SimCLR
+   on shapes, ``--seconds`` of training, seed 0) on the Train page with nobody else connected,
+   watches it to the end, then opens Runs, DINO attention (uploads a PNG) and Compare on the idle
+   server. The median of their steps (from the run store) is the reference, and their spread the
+   noise of one run on this machine; their latencies are the idle server's.
 2. Load: N participants arrive ``--stagger`` seconds apart. Each joins with its own name and the
    workshop code, opens Train, submits the same run with its own seed, watches its live panel for
    ``--watch`` seconds (most of them see their place in the queue), opens Runs, opens DINO
@@ -604,10 +605,11 @@ def server_runs(log: Path, window: tuple[float, float]) -> dict[str, list[float]
     return runs
 
 
-def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall_total: float,
+def report(args, solos: list[User], users: list[User], store, sampler: CpuSampler, wall_total: float,
            home: Path, cores: int, server: dict[str, list[float]]) -> None:
-    solo_run = store.get(solo.run_id) if solo.run_id else None
-    solo_steps = solo_run.summary.get("steps") if solo_run else None
+    solo_runs = [store.get(s.run_id) for s in solos if s.run_id]
+    alone = [r.summary["steps"] for r in solo_runs if r.summary.get("steps")]
+    solo_steps = float(np.median(alone)) if alone else None
     runs = owner_runs(store, {u.name for u in users})
     steps = [s for u in users for s in u.steps]
     quick = [s.seconds for s in steps if not s.waits]
@@ -639,7 +641,7 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
     print(f"\n## Workshop load: {args.users} participants on one lab server (`benchmarks/workshop_load.py`)\n")
     print(f"{time.strftime('%d %B %Y')}, {cpu_model()}, {cores} cores. {args.users} participants (contexts of one "
           f"headless Chromium) arriving {args.stagger:g} s apart; each run: SimCLR on shapes, {args.seconds} "
-          f"training seconds, seed 1..{args.users} (solo: seed 0); each participant watches its live panel "
+          f"training seconds, seed 1..{args.users} (solo: seed 0, {args.solo_runs} runs); each participant watches its live panel "
           f"{args.watch:g} s. Browsers: {browsers}. Load window {sampler.wall:.0f} s; the whole benchmark "
           f"{wall_total:.0f} s.\n")
     rows = [
@@ -671,7 +673,10 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
         ("runs lost", f"{len(lost)} of {len(submitted)}" + (f" ({', '.join(lost)})" if lost else ""),
          f"0: {verdict(not lost)}"),
         ("live-panel refreshes the pages asked for, all participants", f"{refreshes:.1f} per second", ""),
-        (f"steps against the solo run's {solo_steps}: min / median",
+        (f"solo runs' steps (each alone on the server): {' / '.join(map(str, alone))}; against their median",
+         f"{min(alone) / solo_steps:.2f} to {max(alone) / solo_steps:.2f}" if alone else "no solo run",
+         "(the noise of one run)"),
+        (f"steps against the solo runs' median {solo_steps:g}: min / median" if solo_steps else "steps",
          f"{min(ratios):.2f} / {float(np.median(ratios)):.2f}" if ratios else "no run to compare",
          f"every run >= {TARGET_RATIO:g}: {verdict(bool(ratios) and min(ratios) >= TARGET_RATIO)}"),
         ("CPU share of the machine: server / training workers / dispatcher",
@@ -688,25 +693,26 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
 
     print("\nPer interaction, seconds from the action until its result is visible, and the server's part (its rerun "
           "request sent to its script_finished received, both stamped by the browser's network stack). Solo: the "
-          "participant of the solo run alone on the server with no run training (before its run started or after it "
-          "ended); it also paid the server's first script run and the first load of the DINO checkpoint.\n")
+          "median of the solo participants, each alone on the server with no other run training (before its run "
+          "started or after it ended); the first of them also paid the server's first script run and the first load "
+          "of the DINO checkpoint.\n")
     print("| interaction | waits for a run | solo | n | p50 | p95 | max | server p50 | server p95 | timeouts |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in dict.fromkeys(s.name for s in steps):
         xs = [s for s in steps if s.name == name]
         vals = [s.seconds for s in xs]
-        server = [s.server for s in xs if s.server is not None]
-        solo_vals = [s.seconds for s in solo.steps if s.name == name]
-        print(f"| {name} | {'yes' if xs[0].waits else 'no'} | {_s(solo_vals[0]) if solo_vals else ''} | {len(vals)} | "
-              f"{_s(pct(vals, 50))} | {_s(pct(vals, 95))} | {_s(max(vals))} | {_s(pct(server, 50))} | "
-              f"{_s(pct(server, 95))} | {sum(not s.ok for s in xs)} |")
+        at_browser = [s.server for s in xs if s.server is not None]
+        solo_vals = [s.seconds for u in solos for s in u.steps if s.name == name]
+        print(f"| {name} | {'yes' if xs[0].waits else 'no'} | {_s(pct(solo_vals, 50))} | {len(vals)} | "
+              f"{_s(pct(vals, 50))} | {_s(pct(vals, 95))} | {_s(max(vals))} | {_s(pct(at_browser, 50))} | "
+              f"{_s(pct(at_browser, 95))} | {sum(not s.ok for s in xs)} |")
 
-    print(f"\nPer run: steps from the run store, against the solo run's {solo_steps}; queue wait = started - "
+    print(f"\nPer run: steps from the run store, against the solo runs' median {solo_steps:g}; queue wait = started - "
           "created; positions: the queue positions its owner's live panel showed while watching.\n")
     print("| participant | run | status | steps | vs solo | training s | queue wait s | created to ended s "
           "| positions |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    table = [(f"{solo.name} (alone)", solo_run, [])] if solo_run else []
+    table = [(f"{r.owner_label} (alone)", r, []) for r in solo_runs]
     for u in users:
         table += [(u.name, r, u.positions) for r in runs.get(u.name, [])] or [(u.name, None, u.positions)]
     for who, r, positions in table:
@@ -721,14 +727,14 @@ def report(args, solo: User, users: list[User], store, sampler: CpuSampler, wall
         print(f"| {who} | {r.id} | {r.status} | {n} | {ratio} | {r.summary.get('seconds')} | {wait} | {ended} "
               f"| {seen} |")
 
-    problems = [f"{u.name}: {e}" for u in [solo, *users] for e in u.errors]
-    problems += [f"{u.name}: console: {c}" for u in [solo, *users] for c in dict.fromkeys(u.console)]
+    problems = [f"{u.name}: {e}" for u in [*solos, *users] for e in u.errors]
+    problems += [f"{u.name}: console: {c}" for u in [*solos, *users] for c in dict.fromkeys(u.console)]
     if problems:
         print("\nErrors the participants saw:\n")
         for line in problems:
             print(f"- {line}")
-    notes = sorted({n.split(": ", 1)[1] for u in [solo, *users] for n in u.notes})
-    offline = sorted({url for u in [solo, *users] for url in u.offline})
+    notes = sorted({n.split(": ", 1)[1] for u in [*solos, *users] for n in u.notes})
+    offline = sorted({url for u in [*solos, *users] for url in u.offline})
     if notes or offline:
         print("\nNot counted as errors:\n")
         for n in notes:
@@ -754,9 +760,11 @@ async def drive(args, base: str, store, server: subprocess.Popen, home: Path, co
     cores = len(os.sched_getaffinity(0))
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        solo = User("solo", 0)
-        print(f"solo run: {args.seconds} training seconds, one participant...", flush=True)
-        await participant(browser, base, solo, args, code, png, solo=True)
+        # The same run (seed 0) alone, several times: their spread is the noise of one run on this machine.
+        solos = [User(f"solo{k + 1}", 0) for k in range(args.solo_runs)]
+        for solo in solos:
+            print(f"{solo.name}: {args.seconds} training seconds, one participant alone...", flush=True)
+            await participant(browser, base, solo, args, code, png, solo=True)
         sampler = CpuSampler(server.pid, store.root)
         users = [User(f"user{i + 1:02d}", i + 1) for i in range(args.users)]
         print(f"load: {args.users} participants...", flush=True)
@@ -784,13 +792,14 @@ async def drive(args, base: str, store, server: subprocess.Popen, home: Path, co
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await browser.close()
-    return solo, users, sampler, cores, tuple(window)
+    return solos, users, sampler, cores, tuple(window)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=10, help="participants in the load phase")
-    p.add_argument("--seconds", type=int, default=20, help="training seconds of every run (the solo one too)")
+    p.add_argument("--seconds", type=int, default=20, help="training seconds of every run (the solo ones too)")
+    p.add_argument("--solo-runs", type=int, default=3, help="solo runs before the load: their median is the reference")
     p.add_argument("--watch", type=float, default=15.0, help="seconds each participant watches its live panel")
     p.add_argument("--stagger", type=float, default=1.0, help="seconds between two participants' arrivals")
     p.add_argument("--step-timeout", type=float, default=60.0, help="seconds before an interaction counts as timed out")
@@ -820,9 +829,9 @@ def main() -> None:
     server = start_server(home, port, code, home / "server.log")
     try:
         store = RunStore(home / "runs")
-        solo, users, sampler, cores, window = asyncio.run(
+        solos, users, sampler, cores, window = asyncio.run(
             drive(args, f"http://127.0.0.1:{port}", store, server, home, code, png, chromium))
-        report(args, solo, users, store, sampler, time.monotonic() - t_start, home, cores,
+        report(args, solos, users, store, sampler, time.monotonic() - t_start, home, cores,
                server_runs(home / RERUN_LOG, window))
     finally:
         stop_server(server, home / "runs")
