@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -14,14 +15,18 @@ CORE_METRICS = ("loss", "lr", "images_per_second", "collapse_std", "collapse_ref
                 "knn_top1_random_init", "knn_top1_train_scale")
 
 
-def _layout(title: str, height: int, yaxis: str, showlegend: bool, lines: list[tuple[dict, dict]] = (),
+_LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3)  # below the step axis's title
+Line = tuple[dict, dict]  # a reference line's shape and label (:func:`_hline`)
+
+
+def _layout(title: str, height: int, yaxis: str, showlegend: bool, lines: Sequence[Line] = (),
             **more: Any) -> dict[str, Any]:
     return dict(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step",
                 yaxis_title=yaxis, showlegend=showlegend, shapes=[s for s, _ in lines],
                 annotations=[a for _, a in lines], **more)
 
 
-def _hline(y: float, text: str, color: str, dash: str, above: bool = False) -> tuple[dict, dict]:
+def _hline(y: float, text: str, color: str, dash: str, above: bool = False) -> Line:
     """A labelled horizontal line across the plot, as ``Figure.add_hline`` draws it (label at the right,
     below the line unless ``above``). Built as layout entries: ``add_hline`` takes ~6 ms a line, and a live
     panel rebuilds its charts on every refresh of every watching session."""
@@ -36,10 +41,10 @@ def _traces(metrics: Metrics, names: list[str], mode: str = "lines") -> list[go.
 
 
 def line_figure(metrics: Metrics, names: list[str], title: str, yaxis: str = "", height: int = 260,
-                lines: list[tuple[dict, dict]] = ()) -> go.Figure:
-    """One line per metric of ``names`` that ``metrics`` has, against the step; ``lines``: :func:`_hline`."""
-    legend = dict(orientation="h", yanchor="top", y=-0.3)  # below the step axis's title
-    return go.Figure(_traces(metrics, names), _layout(title, height, yaxis, len(names) > 1, lines, legend=legend))
+                lines: Sequence[Line] = ()) -> go.Figure:
+    """One line per metric of ``names`` that ``metrics`` has, against the step, and reference ``lines``."""
+    return go.Figure(_traces(metrics, names),
+                     _layout(title, height, yaxis, len(names) > 1, lines, legend=_LEGEND_BELOW))
 
 
 def knn_figure(metrics: Metrics, protocol: dict[str, Any] | None, random_init: float | None,
@@ -59,8 +64,7 @@ def knn_figure(metrics: Metrics, protocol: dict[str, Any] | None, random_init: f
         traces.append(go.Scatter(x=steps, y=values, mode="lines+markers",
                                  name=f"inputs {p['image_size']} -> {p['input_size']} px (training scale)"))
     lines = [] if random_init is None else [_hline(random_init, f"random init {random_init:.1f}%", "gray", "dash")]
-    legend = dict(orientation="h", yanchor="top", y=-0.3)
-    return go.Figure(traces, _layout(label, 260, "%", both, lines, legend=legend))
+    return go.Figure(traces, _layout(label, 260, "%", both, lines, legend=_LEGEND_BELOW))
 
 
 def stage_metric_names(metrics: Metrics) -> list[str]:
