@@ -29,7 +29,9 @@ from streamlit.runtime.scriptrunner import ScriptRunnerEvent
 from streamlit.web import cli
 
 LAG_EVERY = 0.25
-_FINISHED = {ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS: False, ScriptRunnerEvent.FRAGMENT_STOPPED_WITH_SUCCESS: True}
+# The events that end a script run with success -> whether that run was a fragment's (a live panel's refresh).
+_FINISHED = {ScriptRunnerEvent.SCRIPT_STOPPED_WITH_SUCCESS: False,
+             ScriptRunnerEvent.FRAGMENT_STOPPED_WITH_SUCCESS: True}
 
 
 def install(path: str) -> None:

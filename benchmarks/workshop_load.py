@@ -641,7 +641,8 @@ def report(args, solos: list[User], users: list[User], store, sampler: CpuSample
     print(f"\n## Workshop load: {args.users} participants on one lab server (`benchmarks/workshop_load.py`)\n")
     print(f"{time.strftime('%d %B %Y')}, {cpu_model()}, {cores} cores. {args.users} participants (contexts of one "
           f"headless Chromium) arriving {args.stagger:g} s apart; each run: SimCLR on shapes, {args.seconds} "
-          f"training seconds, seed 1..{args.users} (solo: seed 0, {args.solo_runs} runs); each participant watches its live panel "
+          f"training seconds, seed 1..{args.users} (solo: seed 0, {args.solo_runs} runs); each participant watches "
+          "its live panel "
           f"{args.watch:g} s. Browsers: {browsers}. Load window {sampler.wall:.0f} s; the whole benchmark "
           f"{wall_total:.0f} s.\n")
     rows = [
@@ -707,7 +708,8 @@ def report(args, solos: list[User], users: list[User], store, sampler: CpuSample
               f"{_s(pct(vals, 50))} | {_s(pct(vals, 95))} | {_s(max(vals))} | {_s(pct(at_browser, 50))} | "
               f"{_s(pct(at_browser, 95))} | {sum(not s.ok for s in xs)} |")
 
-    print(f"\nPer run: steps from the run store, against the solo runs' median {solo_steps:g}; queue wait = started - "
+    reference = f"{solo_steps:g}" if solo_steps else "(no solo run finished)"
+    print(f"\nPer run: steps from the run store, against the solo runs' median {reference}; queue wait = started - "
           "created; positions: the queue positions its owner's live panel showed while watching.\n")
     print("| participant | run | status | steps | vs solo | training s | queue wait s | created to ended s "
           "| positions |")

@@ -38,7 +38,8 @@ def test_reference_lines_are_drawn_across_the_plot_with_their_labels():
     assert [a.text for a in knn.annotations] == ["random init 18.5%"]
     collapse = figs["collapse"].layout
     assert [(s.y0, s.line.color) for s in collapse.shapes] == [(0.125, "green"), (0, "red")]
-    assert [(a.text, a.yanchor) for a in collapse.annotations] == [("1/sqrt(d) = 0.125", "bottom"), ("collapsed", "top")]
+    labels = [(a.text, a.yanchor) for a in collapse.annotations]
+    assert labels == [("1/sqrt(d) = 0.125", "bottom"), ("collapsed", "top")]
     assert figs["loss"].layout.shapes == () and figs["loss"].data[0].mode == "lines"
     assert figs["knn"].data[0].mode == "lines+markers" and not figs["knn"].layout.showlegend
 
