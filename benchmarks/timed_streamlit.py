@@ -38,9 +38,8 @@ def install(path: str) -> None:
     log = open(path, "a", buffering=1)
     lock = threading.Lock()
     asked: dict[str, float] = {}  # session id -> when its latest rerun request was handled
-    handle_backmsg, on_event = AppSession.handle_backmsg, AppSession._on_scriptrunner_event
-
     lag_started = threading.Event()
+    handle_backmsg, on_event = AppSession.handle_backmsg, AppSession._on_scriptrunner_event
 
     def tick(loop: asyncio.AbstractEventLoop, due: float) -> None:
         now = loop.time()
@@ -53,7 +52,8 @@ def install(path: str) -> None:
             if not lag_started.is_set():  # the first message: the event loop runs, on this thread
                 lag_started.set()
                 loop = asyncio.get_running_loop()
-                loop.call_at(loop.time() + LAG_EVERY, tick, loop, loop.time() + LAG_EVERY)
+                due = loop.time() + LAG_EVERY
+                loop.call_at(due, tick, loop, due)
             with lock:
                 asked[self.id] = time.time()
         handle_backmsg(self, msg)
