@@ -483,11 +483,19 @@ def pages() -> dict[str, PageSchema]:
     return _schemas()
 
 
+def field_for(key: str) -> Field | None:
+    """The schema field behind the widget ``key``, on whichever page shares it (None when none does)."""
+    return next((f for schema in pages().values() for f in schema.fields if f.key == key), None)
+
+
+def default_of(field: Field) -> Any:
+    """``field``'s default, computed when it depends on what is installed (a callable)."""
+    return field.default() if callable(field.default) else field.default
+
+
 def widget_default(key: str, fallback: Any = None) -> Any:
-    """The default a page schema gives the widget ``key`` (``fallback`` when no page shares it), so a page
-    and its URL agree on what the widget shows before anyone touches it."""
-    for schema in pages().values():
-        for field in schema.fields:
-            if field.key == key and field.default is not None:
-                return field.default() if callable(field.default) else field.default
-    return fallback
+    """The default a page schema gives the widget ``key`` (``fallback`` when no page shares it or it has
+    none), so a page and its URL agree on what the widget shows before anyone touches it."""
+    field = field_for(key)
+    default = None if field is None else default_of(field)
+    return fallback if default is None else default

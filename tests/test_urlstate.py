@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from sslcore.urlstate import (RESERVED, VERSION, Bool, Choice, Choices, Float, Floats, Int, PageSchema, decode,
-                              encode, pages, widget_default)
+                              default_of, encode, field_for, pages, widget_default)
 
 PAGES = ["augmentations", "concepts", "attention", "mae", "train", "compare"]
 
@@ -16,13 +16,11 @@ def _tokens(field) -> dict:
     return dict(options) if isinstance(options, dict) else {str(o): o for o in options}
 
 
-def _default(field):
-    return field.default() if callable(field.default) else field.default
 
 
 def other_value(field):
     """A valid value of ``field`` that is not its default."""
-    default = _default(field)
+    default = default_of(field)
     if isinstance(field, Int):
         return field.low + field.step if default == field.low else field.low
     if isinstance(field, Float):
@@ -47,7 +45,7 @@ def test_every_field_round_trips_and_defaults_stay_out(page):
     assert all(isinstance(v, str) for v in params.values())
     decoded = decode(page, params)
     assert decoded.problems == [] and decoded.values == values
-    defaults = {f.key: _default(f) for f in pages()[page].fields if _default(f) is not None}
+    defaults = {f.key: default_of(f) for f in pages()[page].fields if default_of(f) is not None}
     assert encode(page, defaults) == {}  # a page at its defaults has a clean URL, without even v
 
 
@@ -138,8 +136,7 @@ def test_widget_defaults_come_from_the_schema_that_shares_the_widget():
     assert widget_default("aug_src") == "gallery" and widget_default("att_mass") == 0.6
     assert widget_default("att_size", 224) == 224  # a data-dependent default is the page's to give
     assert widget_default("pre_src", "gallery") == "gallery"  # a widget no link carries
-    assert set(_tokens(next(f for f in pages()["attention"].fields if f.key == "att_size")).values()) == set(
-        DISPLAY_SIZES)
+    assert set(_tokens(field_for("att_size")).values()) == set(DISPLAY_SIZES)
 
 
 def test_schemas_refuse_duplicate_and_reserved_names():

@@ -26,7 +26,7 @@ from typing import Any
 
 import streamlit as st
 
-from sslcore.urlstate import decode, encode, pages
+from sslcore.urlstate import decode, default_of, encode, field_for, pages
 
 _SEEN = "_urlstate_seen"  # page -> its query parameters as last restored or published in this session
 _LINKED = "_urlstate_linked"  # widget key -> (URL name, URL text, value) that a link set
@@ -69,7 +69,7 @@ def restore(page: str) -> None:
             just.add(field.key)
             _set(field.key, values[field.key])
         elif field.key in st.session_state:
-            default = field.default() if callable(field.default) else field.default
+            default = default_of(field)
             if default is None:
                 pending.add(field.key)  # data_default sets it once the page knows it
             else:
@@ -106,7 +106,7 @@ def fit(key: str, allowed: Collection[Any], what: str) -> None:
     elif value in allowed:
         return
     else:
-        field = next(f for schema in pages().values() for f in schema.fields if f.key == key)
+        field = field_for(key)
         default = st.session_state.get(_DEFAULTS, {}).get(key, field.default)
         if default in allowed:
             st.session_state[key] = default
