@@ -248,19 +248,17 @@ def idle_cgroup() -> Path:
     raise SystemExit("--browsers idle needs a CPU cgroup with cpu.idle that this user can create (root, Linux 5.15+)")
 
 
-def idle_wrapper(folder: Path, group: Path) -> Path:
-    """A Chromium launcher that moves itself (and so every process it starts) into ``group``."""
-    path = folder / "chromium-idle"
-    path.write_text(f"#!/bin/sh\necho $$ > {group}/cgroup.procs\nexec {CHROMIUM} \"$@\"\n")
-    path.chmod(0o755)
-    return path
+def launcher(folder: Path, how: str) -> Path:
+    """A shell script that starts Chromium at the CPU priority ``how`` names, for Playwright to launch.
 
-
-def nice_wrapper(folder: Path) -> Path:
-    """A Chromium launcher at nice 19 in a session whose autogroup is at nice 19 (Playwright starts the
-    browser as a session leader, so Linux's autogroup scheduling gives it a fair share of its own)."""
-    path = folder / "chromium-nice"
-    path.write_text(f"#!/bin/sh\necho 19 > /proc/self/autogroup 2>/dev/null\nexec nice -n 19 {CHROMIUM} \"$@\"\n")
+    ``nice``: nice 19 in a session whose autogroup is at nice 19 (Playwright starts the browser as a
+    session leader, so Linux's autogroup scheduling gives it a fair share of its own). ``idle``: moved
+    into :func:`idle_cgroup` first, with every process it starts.
+    """
+    setup = {"nice": "echo 19 > /proc/self/autogroup 2>/dev/null\nexec nice -n 19",
+             "idle": f"echo $$ > {idle_cgroup()}/cgroup.procs\nexec"}[how]
+    path = folder / f"chromium-{how}"
+    path.write_text(f"#!/bin/sh\n{setup} {CHROMIUM} \"$@\"\n")
     path.chmod(0o755)
     return path
 
@@ -823,9 +821,7 @@ def main() -> None:
     png = tmp / "upload.png"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(png)
-    group = idle_cgroup() if args.browsers == "idle" else None
-    chromium = {"nice": lambda: str(nice_wrapper(tmp)), "idle": lambda: str(idle_wrapper(tmp, group)),
-                "normal": lambda: CHROMIUM}[args.browsers]()
+    chromium = CHROMIUM if args.browsers == "normal" else str(launcher(tmp, args.browsers))
     code = "bench-code"
     port = args.port or free_port()
     server = start_server(home, port, code, home / "server.log")
@@ -837,9 +833,9 @@ def main() -> None:
                server_runs(home / RERUN_LOG, window))
     finally:
         stop_server(server, home / "runs")
-        if group is not None:
+        if args.browsers == "idle":
             try:
-                group.rmdir()  # empty once the browsers have exited
+                idle_cgroup().rmdir()  # empty once the browsers have exited
             except OSError:
                 pass
         if args.keep:
